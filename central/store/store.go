@@ -1,0 +1,136 @@
+// Package store is central's compliance store: one interface, two
+// implementations (sqlite: the embedded default, postgres: production), one
+// conformance suite (storetest) run against both.
+//
+// Records are stored under the unique key (edge, epoch, seq) as the exact
+// canonical bytes and signature the edge produced. Projections (units,
+// containers, batches, line counters) are updated in the same transaction
+// as the records they derive from, so they are never ahead of or behind the
+// records.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/serialine/serialine/sync/record"
+	"github.com/serialine/serialine/sync/wire"
+)
+
+// Errors.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: Append was asked to continue from a head that is no
+	// longer the stored head (another instance stored records meanwhile, or
+	// the caller's view is stale). Nothing was written.
+	ErrConflict = errors.New("chain head moved")
+	// ErrExists: enrolling an edge id that is already enrolled with another key.
+	ErrExists = errors.New("already exists")
+)
+
+// Edge is an enrolled edge and its public key(s).
+type Edge struct {
+	ID         string
+	PublicKey  []byte // Ed25519 public key
+	EnrolledBy string
+	EnrolledAt time.Time
+}
+
+// Stored is one record as accepted: the record plus its hash.
+type Stored struct {
+	Record record.Record
+	Hash   record.Hash
+}
+
+// Quarantined is a record (or raw payload) that failed verification: kept,
+// with the reason, never stored as valid.
+type Quarantined struct {
+	ID      int64
+	Edge    string // as claimed by the topic or the record
+	Epoch   uint32
+	Seq     uint64
+	Reason  string
+	Payload []byte // the raw bytes (canonical record, or the envelope when it did not decode), bounded by the caller
+	At      time.Time
+}
+
+// LineSummary is what the dashboard shows per line.
+type LineSummary struct {
+	Edge           string
+	Line           string
+	State          string
+	Batch          string
+	UnitsGood      int64
+	UnitsRejected  int64
+	CasesClosed    int64
+	PalletsClosed  int64
+	Records        int64 // records stored for this edge
+	Head           record.Head
+	PendingSync    uint64 // from the edge's last status
+	LastSeen       time.Time
+	LastStatus     *wire.Status
+	QuarantinedNum int64
+}
+
+// Store is central's compliance store.
+type Store interface {
+	// EnrollEdge registers an edge id and its Ed25519 public key. Enrolling
+	// the same id with the same key again is a no-op; with another key it
+	// is ErrExists.
+	EnrollEdge(ctx context.Context, e Edge) error
+	Edge(ctx context.Context, id string) (Edge, error)
+	Edges(ctx context.Context) ([]Edge, error)
+
+	// Head returns the last stored record of the edge's newest epoch
+	// (ok=false when nothing is stored).
+	Head(ctx context.Context, edge string) (h record.Head, ok bool, err error)
+
+	// Append stores a verified, contiguous run of records of one edge that
+	// continues `after` (the caller's view of the head; zero Head for the
+	// first records of an epoch). In one transaction it checks that the
+	// stored head still equals `after` (else ErrConflict, nothing written),
+	// inserts the records and updates the projections.
+	Append(ctx context.Context, edge string, after record.Head, recs []Stored) error
+
+	// Records returns up to limit records of an edge and epoch with seq >= from, in order.
+	Records(ctx context.Context, edge string, epoch uint32, from uint64, limit int) ([]Stored, error)
+	// CountRecords counts stored records of an edge (all epochs).
+	CountRecords(ctx context.Context, edge string) (int64, error)
+
+	Quarantine(ctx context.Context, q Quarantined) error
+	QuarantineList(ctx context.Context, edge string, limit int) ([]Quarantined, error)
+
+	// UpdateStatus keeps the edge's latest live status (not a compliance record).
+	UpdateStatus(ctx context.Context, s wire.Status) error
+	Lines(ctx context.Context) ([]LineSummary, error)
+
+	// Unit returns the projection of one unit (for trace and tests).
+	Unit(ctx context.Context, gtin, serial string) (Unit, error)
+	// Container returns the projection of one container.
+	Container(ctx context.Context, sscc string) (Container, error)
+
+	Close() error
+}
+
+// Unit is the projection of one serialized unit.
+type Unit struct {
+	GTIN, Serial, Batch, Lot, Expiry string
+	Edge                             string
+	Status                           string // commissioned, verified, rejected, decommissioned
+	Reason                           string
+	Grade                            float64
+	Parent                           string // case SSCC
+	CommissionedAt                   time.Time
+}
+
+// Container is the projection of one case or pallet.
+type Container struct {
+	SSCC, Level, Batch, Edge string
+	Parent                   string
+	Closed                   bool
+	Partial                  bool
+	Count                    int
+	Children                 []string
+	ClosedAt                 time.Time
+}

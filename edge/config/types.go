@@ -1,0 +1,138 @@
+// Package config is the line configuration a plant engineer edits: one YAML
+// file per packaging line. Decoding is strict (unknown keys are errors),
+// defaults are applied first, and Validate reports every problem as
+// file:line: message.
+package config
+
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Line is the whole line configuration file.
+type Line struct {
+	Line     LineInfo    `yaml:"line"`
+	Edge     Edge        `yaml:"edge"`
+	Central  Central     `yaml:"central"`
+	Company  Company     `yaml:"company"`
+	Products []Product   `yaml:"products"`
+	Batch    *AutoBatch  `yaml:"batch,omitempty"`
+	Devices  Devices     `yaml:"devices"`
+	OPCUA    OPCUAServer `yaml:"opcua"`
+	Users    []User      `yaml:"users,omitempty"`
+
+	// File is the path the config was loaded from; Hash is SHA-256 (hex)
+	// of its bytes. Neither is read from YAML.
+	File string `yaml:"-"`
+	Hash string `yaml:"-"`
+}
+
+// LineInfo names the line.
+type LineInfo struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	Site string `yaml:"site"`
+}
+
+// Edge holds the daemon's own settings.
+type Edge struct {
+	ID      string `yaml:"id"`       // edge id used in records and MQTT topics
+	DataDir string `yaml:"data_dir"` // bbolt store and key; relative to the config file
+	HTTP    string `yaml:"http"`     // API listen address, e.g. 127.0.0.1:8081
+
+	// Line engine timing.
+	VerdictTimeout Duration `yaml:"verdict_timeout"` // camera result deadline per unit (fail-safe reject)
+	PrintAhead     int      `yaml:"print_ahead"`     // labels in flight between printer and camera
+	GroupCommit    int      `yaml:"group_commit"`    // max records per bbolt transaction
+}
+
+// Central is how the edge reaches central.
+type Central struct {
+	Broker       string   `yaml:"broker"` // tcp://host:port, ssl://host:port
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"password_file"`
+	CAFile       string   `yaml:"ca_file"`
+	CertFile     string   `yaml:"cert_file"`
+	KeyFile      string   `yaml:"key_file"`
+	Envelope     int      `yaml:"envelope_records"` // max records per MQTT message
+	ResendAfter  Duration `yaml:"resend_after"`     // resend unacknowledged records after
+}
+
+// Company holds GS1 identity used for SSCCs.
+type Company struct {
+	GS1Prefix     string `yaml:"gs1_prefix"`     // GS1 company prefix, 4-12 digits
+	SSCCExtension int    `yaml:"sscc_extension"` // 0-9
+	GLN           string `yaml:"gln"`            // site GLN (13 digits), optional
+}
+
+// Product is master data for one GTIN.
+type Product struct {
+	GTIN      string    `yaml:"gtin"`
+	NDC       string    `yaml:"ndc"`
+	Name      string    `yaml:"name"`
+	MinGrade  string    `yaml:"min_grade"` // A..D or 0.0..4.0
+	Packaging Packaging `yaml:"packaging"`
+	Serials   Serials   `yaml:"serials"`
+}
+
+// Packaging is the aggregation hierarchy of a product.
+type Packaging struct {
+	UnitsPerCase   int `yaml:"units_per_case"`
+	CasesPerPallet int `yaml:"cases_per_pallet"`
+}
+
+// Serials configures serial number generation for a GTIN.
+type Serials struct {
+	Length   int    `yaml:"length"`   // characters, 1..20
+	Alphabet string `yaml:"alphabet"` // numeric | alphanumeric
+}
+
+// AutoBatch starts a batch when the edge starts (unattended and demo lines).
+type AutoBatch struct {
+	GTIN    string `yaml:"gtin"`
+	Lot     string `yaml:"lot"`
+	Expiry  string `yaml:"expiry"` // YYMMDD
+	Planned int    `yaml:"planned"`
+}
+
+// Devices lists the line's equipment.
+type Devices struct {
+	Printers []Device `yaml:"printers"`
+	Cameras  []Device `yaml:"cameras"`
+	PLCs     []Device `yaml:"plcs"`
+}
+
+// Device is one piece of equipment. Options are driver-specific and decoded
+// strictly into the driver's Options type.
+type Device struct {
+	Name    string    `yaml:"name"`
+	Driver  string    `yaml:"driver"`
+	Address string    `yaml:"address"` // host:port
+	Timeout Duration  `yaml:"timeout"`
+	Options yaml.Node `yaml:"options"`
+
+	// Decoded is the driver's Options value after Load; not read from YAML.
+	Decoded any `yaml:"-"`
+}
+
+// OPCUAServer is the edge's own OPC UA tag endpoint for PLCs and HMIs.
+type OPCUAServer struct {
+	Listen   string   `yaml:"listen"`   // host:port, e.g. 127.0.0.1:4840; empty disables
+	Security []string `yaml:"security"` // e.g. None, Basic256Sha256-SignAndEncrypt
+}
+
+// User is a line user (operators and supervisors); passwords as bcrypt hashes.
+type User struct {
+	ID           string `yaml:"id"`
+	Name         string `yaml:"name"`
+	Role         string `yaml:"role"` // operator | supervisor | qa | admin
+	PasswordHash string `yaml:"password_hash"`
+}
+
+// Duration is a time.Duration written as "250ms", "2s", "1h".
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
