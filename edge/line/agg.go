@@ -1,0 +1,337 @@
+package line
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/serialine/serialine/edge/store"
+	"github.com/serialine/serialine/sync/gs1"
+	"github.com/serialine/serialine/sync/record"
+)
+
+// Packaging levels.
+const (
+	LevelCase   = "case"
+	LevelPallet = "pallet"
+)
+
+// packSequential puts a verified good unit into the open case (opening one
+// if needed); a full case is validated and closed, then packed into the open
+// pallet, and a full pallet is closed.
+func (e *Engine) packSequential(tx *store.Tx, serial string) error {
+	b := e.b
+	if b.OpenCase == "" {
+		sscc, err := e.openContainer(tx, LevelCase)
+		if err != nil {
+			return err
+		}
+		b.OpenCase = sscc
+	}
+	c, err := e.pack(tx, b.OpenCase, record.UnitID(b.GTIN, serial))
+	if err != nil {
+		return err
+	}
+	if len(c.Children) < b.UnitsPerCase {
+		return nil
+	}
+	if err := e.closeContainer(tx, c, false, nil); err != nil {
+		return err
+	}
+	b.OpenCase = ""
+	if b.OpenPallet == "" {
+		sscc, err := e.openContainer(tx, LevelPallet)
+		if err != nil {
+			return err
+		}
+		b.OpenPallet = sscc
+	}
+	p, err := e.pack(tx, b.OpenPallet, record.ContainerID(c.SSCC))
+	if err != nil {
+		return err
+	}
+	if len(p.Children) < b.CasesPerPallet {
+		return nil
+	}
+	if err := e.closeContainer(tx, p, false, nil); err != nil {
+		return err
+	}
+	b.OpenPallet = ""
+	return nil
+}
+
+// openContainer allocates the next SSCC and records the new container.
+func (e *Engine) openContainer(tx *store.Tx, level string) (string, error) {
+	b := e.b
+	next := uint64(1)
+	if v := tx.Get(store.State, []byte("sscc_next")); v != nil {
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("line engine: sscc counter %q: %w", v, err)
+		}
+		next = n
+	}
+	ext := byte('0' + e.cfg.Company.SSCCExtension)
+	sscc, err := gs1.SSCC(ext, e.cfg.Company.GS1Prefix, next)
+	if err != nil {
+		return "", fmt.Errorf("line engine: SSCC %d: %w", next, err)
+	}
+	if tx.Has(store.Containers, []byte(sscc)) {
+		return "", fmt.Errorf("line engine: SSCC %s already used", sscc)
+	}
+	if err := tx.Put(store.State, []byte("sscc_next"), []byte(strconv.FormatUint(next+1, 10))); err != nil {
+		return "", err
+	}
+	c := container{SSCC: sscc, Level: level, Batch: b.ID, GTIN: b.GTIN}
+	if err := tx.PutJSON(store.Containers, []byte(sscc), &c); err != nil {
+		return "", err
+	}
+	_, err = tx.Append(record.KindContainerOpened, record.ContainerOpened{Batch: b.ID, SSCC: sscc, Level: level})
+	return sscc, err
+}
+
+func (e *Engine) loadContainer(tx *store.Tx, sscc string) (*container, error) {
+	var c container
+	ok, err := tx.GetJSON(store.Containers, []byte(sscc), &c)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ruleErr("container %s does not exist on this line", sscc)
+	}
+	return &c, nil
+}
+
+// pack links a child (unit id or case container id) into an open container.
+// Pack refuses what can never be valid (a decommissioned or rejected unit, a
+// child of another batch/GTIN or already in a container, a full or closed
+// container); closing re-validates everything.
+func (e *Engine) pack(tx *store.Tx, parent, child string) (*container, error) {
+	c, err := e.loadContainer(tx, parent)
+	if err != nil {
+		return nil, err
+	}
+	if c.Closed {
+		return nil, ruleErr("%s %s is closed", c.Level, c.SSCC)
+	}
+	limit := e.capacity(c)
+	if len(c.Children) >= limit {
+		return nil, ruleErr("%s %s is full (%d of %d)", c.Level, c.SSCC, len(c.Children), limit)
+	}
+	switch c.Level {
+	case LevelCase:
+		gtin, serial, ok := parseUnitID(child)
+		if !ok {
+			return nil, ruleErr("%q is not a unit id (01)GTIN(21)SERIAL", child)
+		}
+		var u unit
+		key := unitKey(gtin, serial)
+		found, err := tx.GetJSON(store.Units, key, &u)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case !found:
+			return nil, ruleErr("unit %s was never commissioned on this line", child)
+		case u.Status == UnitDecommissioned || u.Status == UnitRejected:
+			return nil, ruleErr("unit %s is %s (%s) and can never be packed", child, u.Status, u.Reason)
+		case u.Batch != c.Batch || gtin != c.GTIN:
+			return nil, ruleErr("unit %s belongs to batch %s, case %s to batch %s", child, u.Batch, c.SSCC, c.Batch)
+		case u.Parent != "":
+			return nil, ruleErr("unit %s is already in case %s", child, u.Parent)
+		}
+		u.Parent = c.SSCC
+		if err := tx.PutJSON(store.Units, key, &u); err != nil {
+			return nil, err
+		}
+		e.b.Packed++
+	case LevelPallet:
+		sscc := trimContainerID(child)
+		cc, err := e.loadContainer(tx, sscc)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case cc.Level != LevelCase:
+			return nil, ruleErr("%s %s cannot go on a pallet", cc.Level, sscc)
+		case !cc.Closed:
+			return nil, ruleErr("case %s is not closed", sscc)
+		case cc.Batch != c.Batch:
+			return nil, ruleErr("case %s belongs to batch %s, pallet %s to batch %s", sscc, cc.Batch, c.SSCC, c.Batch)
+		case cc.Parent != "":
+			return nil, ruleErr("case %s is already on pallet %s", sscc, cc.Parent)
+		}
+		cc.Parent = c.SSCC
+		if err := tx.PutJSON(store.Containers, []byte(sscc), cc); err != nil {
+			return nil, err
+		}
+		child = record.ContainerID(sscc)
+	}
+	c.Children = append(c.Children, child)
+	if err := tx.PutJSON(store.Containers, []byte(c.SSCC), c); err != nil {
+		return nil, err
+	}
+	_, err = tx.Append(record.KindPacked, record.Packed{Batch: c.Batch, Parent: c.SSCC, Level: c.Level, Children: []string{child}})
+	return c, err
+}
+
+func (e *Engine) capacity(c *container) int {
+	if c.Level == LevelPallet {
+		return e.b.CasesPerPallet
+	}
+	return e.b.UnitsPerCase
+}
+
+func trimContainerID(id string) string {
+	if len(id) > 4 && id[:4] == "(00)" {
+		return id[4:]
+	}
+	return id
+}
+
+// closeContainer validates and closes a container. This is the aggregation
+// interlock (21 CFR 11.10(f)): it refuses unless every child is verified
+// good, of the same batch and GTIN, linked to this container and no other,
+// and the count matches the configured count (partial closes aside).
+func (e *Engine) closeContainer(tx *store.Tx, c *container, partial bool, sig *record.Signature) error {
+	if c.Closed {
+		return ruleErr("%s %s is already closed", c.Level, c.SSCC)
+	}
+	if err := e.validateClose(tx, c, partial); err != nil {
+		return err
+	}
+	c.Closed, c.Partial = true, partial
+	if err := tx.PutJSON(store.Containers, []byte(c.SSCC), c); err != nil {
+		return err
+	}
+	if c.Level == LevelCase {
+		e.b.CasesClosed++
+	} else {
+		e.b.PalletsClosed++
+	}
+	_, err := tx.Append(record.KindContainerClosed, record.ContainerClosed{
+		Batch: c.Batch, SSCC: c.SSCC, Level: c.Level, Count: len(c.Children), Children: c.Children, Partial: partial, Signature: sig,
+	})
+	return err
+}
+
+// validateClose checks a container and, for a pallet, every case and unit
+// below it.
+func (e *Engine) validateClose(tx *store.Tx, c *container, partial bool) error {
+	want := e.capacity(c)
+	switch {
+	case len(c.Children) == 0:
+		return ruleErr("%s %s is empty", c.Level, c.SSCC)
+	case !partial && len(c.Children) != want:
+		return ruleErr("%s %s holds %d of %d: a partial close needs a supervisor's signature", c.Level, c.SSCC, len(c.Children), want)
+	}
+	return e.validateChildren(tx, c)
+}
+
+func (e *Engine) validateChildren(tx *store.Tx, c *container) error {
+	for _, child := range c.Children {
+		if c.Level == LevelCase {
+			gtin, serial, ok := parseUnitID(child)
+			if !ok {
+				return ruleErr("case %s: child %q is not a unit id", c.SSCC, child)
+			}
+			var u unit
+			found, err := tx.GetJSON(store.Units, unitKey(gtin, serial), &u)
+			if err != nil {
+				return err
+			}
+			switch {
+			case !found:
+				return ruleErr("case %s: unit %s was never commissioned on this line", c.SSCC, child)
+			case u.Status != UnitGood:
+				what := "not verified"
+				if u.Status != UnitCommissioned {
+					what = u.Status
+					if u.Reason != "" {
+						what += " (" + u.Reason + ")"
+					}
+				}
+				return ruleErr("case %s: unit %s is %s", c.SSCC, child, what)
+			case u.Batch != c.Batch || gtin != c.GTIN:
+				return ruleErr("case %s: unit %s belongs to batch %s GTIN %s, not %s %s", c.SSCC, child, u.Batch, gtin, c.Batch, c.GTIN)
+			case u.Parent != c.SSCC:
+				return ruleErr("case %s: unit %s is linked to %q", c.SSCC, child, u.Parent)
+			}
+			continue
+		}
+		sscc := trimContainerID(child)
+		cc, err := e.loadContainer(tx, sscc)
+		if err != nil {
+			return ruleErr("pallet %s: %v", c.SSCC, err)
+		}
+		switch {
+		case !cc.Closed:
+			return ruleErr("pallet %s: case %s is not closed", c.SSCC, sscc)
+		case cc.Batch != c.Batch:
+			return ruleErr("pallet %s: case %s belongs to batch %s", c.SSCC, sscc, cc.Batch)
+		case cc.Parent != c.SSCC:
+			return ruleErr("pallet %s: case %s is linked to %q", c.SSCC, sscc, cc.Parent)
+		}
+		if err := e.validateChildren(tx, cc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenContainer opens a new case or pallet for manual aggregation.
+func (e *Engine) OpenContainer(ctx context.Context, level string) (string, error) {
+	v, err := e.do(ctx, "open "+level, func(tx *store.Tx) (any, error) {
+		if e.b == nil {
+			return nil, ruleErr("no active batch")
+		}
+		if level != LevelCase && level != LevelPallet {
+			return nil, ruleErr("level %q: want case or pallet", level)
+		}
+		return e.openContainer(tx, level)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// Pack links a child into a container (manual aggregation, e.g. a handheld scan).
+func (e *Engine) Pack(ctx context.Context, parent, child string) error {
+	_, err := e.do(ctx, "pack", func(tx *store.Tx) (any, error) {
+		if e.b == nil {
+			return nil, ruleErr("no active batch")
+		}
+		_, err := e.pack(tx, parent, child)
+		return nil, err
+	})
+	return err
+}
+
+// CloseContainer validates and closes a container. partial needs a
+// signature (supervisor) with a reason.
+func (e *Engine) CloseContainer(ctx context.Context, sscc string, partial bool, sig *record.Signature) error {
+	_, err := e.do(ctx, "close", func(tx *store.Tx) (any, error) {
+		if e.b == nil {
+			return nil, ruleErr("no active batch")
+		}
+		if partial && (sig == nil || sig.Reason == "") {
+			return nil, ruleErr("partial close of %s needs a supervisor's e-signature with a reason", sscc)
+		}
+		c, err := e.loadContainer(tx, sscc)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.closeContainer(tx, c, partial, sig); err != nil {
+			return nil, err
+		}
+		if e.b.OpenCase == sscc {
+			e.b.OpenCase = ""
+		}
+		if e.b.OpenPallet == sscc {
+			e.b.OpenPallet = ""
+		}
+		return nil, nil
+	})
+	return err
+}

@@ -1,0 +1,431 @@
+// Package line is the edge's line engine: batches, serial allocation, the
+// print → verify → verdict cycle, reject signalling and aggregation rules.
+//
+// The engine is one goroutine that owns all line state. Device goroutines
+// (printer, camera, PLC) feed it events; it applies a group of events in ONE
+// store transaction (state changes and their records together), commits, and
+// only then performs side effects (labels to the printer, reject pulses to
+// the PLC). A crash between commit and side effect can lose a print (the unit
+// then times out and is rejected) but can never print a serial that has no
+// record, nor print a serial twice.
+package line
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/serialine/serialine/drivers"
+	"github.com/serialine/serialine/edge/config"
+	"github.com/serialine/serialine/edge/store"
+	"github.com/serialine/serialine/sync/record"
+)
+
+// Devices are the line's equipment, already constructed from the config.
+type Devices struct {
+	Printer     drivers.Printer
+	PrinterName string
+	Camera      drivers.Camera
+	CameraName  string
+	PLC         drivers.PLC
+	PLCName     string
+}
+
+// Options configure an Engine.
+type Options struct {
+	Config  *config.Line
+	Store   *store.DB
+	Devices Devices
+	Log     zerolog.Logger
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+	// Version is the software version written in edge.started.
+	Version string
+	// StatusInterval is how often device health is polled; default 1s.
+	StatusInterval time.Duration
+	// OnStatus, if set, is called (from the engine goroutine) after every
+	// committed step with the new status. It must not block.
+	OnStatus func(Status)
+}
+
+// Engine runs one packaging line.
+type Engine struct {
+	opt   Options
+	cfg   *config.Line
+	db    *store.DB
+	dev   Devices
+	log   zerolog.Logger
+	now   func() time.Time
+	ahead int
+
+	events chan event
+	cmds   chan command
+	printQ chan drivers.Label
+	plcQ   chan plcOp
+
+	// Engine-goroutine state.
+	b            *batch // active batch (nil when idle)
+	health       map[string]drivers.Health
+	lastHeadMove time.Time
+	fx           effects
+	speed        speedometer
+
+	status atomic.Pointer[Status]
+	ready  chan struct{}
+	once   sync.Once
+}
+
+type event interface{}
+
+type evReading struct{ r drivers.Reading }
+type evReadError struct{ err error }
+type evPrintFailed struct {
+	serial string
+	err    error
+}
+type evHealth struct {
+	device string
+	kind   string
+	h      drivers.Health
+}
+
+type command struct {
+	name  string
+	fn    func(tx *store.Tx) (any, error)
+	reply chan cmdResult
+}
+
+type cmdResult struct {
+	v   any
+	err error
+}
+
+type plcOp struct {
+	reject   bool
+	counters bool
+	good     uint64
+	rejected uint64
+}
+
+type effects struct {
+	prints  []drivers.Label
+	plc     []plcOp
+	replies []func()
+}
+
+// RuleError is a refusal by a line rule (aggregation interlock, batch state,
+// ...): nothing was changed.
+type RuleError struct{ Msg string }
+
+func (e *RuleError) Error() string { return e.Msg }
+
+func ruleErr(format string, a ...any) error { return &RuleError{Msg: fmt.Sprintf(format, a...)} }
+
+// New builds an engine. Run starts it.
+func New(opt Options) (*Engine, error) {
+	if opt.Config == nil || opt.Store == nil {
+		return nil, errors.New("line: config and store are required")
+	}
+	if opt.Devices.Printer == nil || opt.Devices.Camera == nil || opt.Devices.PLC == nil {
+		return nil, errors.New("line: a printer, a camera and a PLC are required")
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.StatusInterval <= 0 {
+		opt.StatusInterval = time.Second
+	}
+	ahead := opt.Config.Edge.PrintAhead
+	if ahead <= 0 {
+		ahead = 3
+	}
+	e := &Engine{
+		opt:    opt,
+		cfg:    opt.Config,
+		db:     opt.Store,
+		dev:    opt.Devices,
+		log:    opt.Log.With().Str("line", opt.Config.Line.ID).Logger(),
+		now:    opt.Now,
+		ahead:  ahead,
+		events: make(chan event, 1024),
+		cmds:   make(chan command),
+		printQ: make(chan drivers.Label, ahead+64),
+		plcQ:   make(chan plcOp, 4096),
+		health: map[string]drivers.Health{},
+		ready:  make(chan struct{}),
+	}
+	e.status.Store(&Status{Line: opt.Config.Line.ID, Edge: opt.Config.Edge.ID, State: "Starting", PackML: PackMLStarting})
+	return e, nil
+}
+
+// Ready is closed once the engine has recovered its state and is running.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// Run runs the engine and its device loops until ctx is done or the store
+// fails (then the daemon must stop: state in memory may be ahead of disk).
+func (e *Engine) Run(ctx context.Context) error {
+	if err := e.recoverState(); err != nil {
+		return err
+	}
+	e.publish()
+	e.once.Do(func() { close(e.ready) })
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return e.printerLoop(ctx) })
+	g.Go(func() error { return e.cameraLoop(ctx) })
+	g.Go(func() error { return e.plcLoop(ctx) })
+	g.Go(func() error { return e.loop(ctx) })
+	err := g.Wait()
+	e.dev.Printer.Close()
+	e.dev.Camera.Close()
+	e.dev.PLC.Close()
+	return err
+}
+
+// recoverState loads the active batch and settles units whose fate is
+// unknown after a restart: they may or may not have been printed, so their
+// serials are decommissioned, never re-issued.
+func (e *Engine) recoverState() error {
+	return e.db.Update(func(tx *store.Tx) error {
+		if _, err := tx.Append(record.KindEdgeStarted, record.EdgeStarted{
+			Version: e.opt.Version, Line: e.cfg.Line.ID, PublicKey: record.EncodePublicKey(e.db.PublicKey()),
+		}); err != nil {
+			return err
+		}
+		if last := tx.Get(store.State, []byte("config_hash")); string(last) != e.cfg.Hash {
+			if _, err := tx.Append(record.KindConfigApplied, record.ConfigApplied{Line: e.cfg.Line.ID, Hash: e.cfg.Hash, File: e.cfg.File}); err != nil {
+				return err
+			}
+			if err := tx.Put(store.State, []byte("config_hash"), []byte(e.cfg.Hash)); err != nil {
+				return err
+			}
+		}
+		id := tx.Get(store.State, []byte("active_batch"))
+		if id == nil {
+			return nil
+		}
+		var b batch
+		if ok, err := tx.GetJSON(store.Batches, id, &b); err != nil || !ok {
+			return fmt.Errorf("active batch %q: missing or unreadable state: %v", id, err)
+		}
+		e.b = &b
+		for _, f := range b.InFlight {
+			if err := e.decommission(tx, f.Serial, ReasonRestart, "unknown"); err != nil {
+				return err
+			}
+			e.countReject(ReasonRestart)
+		}
+		b.InFlight = nil
+		if len(e.fx.plc) > 0 {
+			e.fx.plc = e.fx.plc[:0]
+		}
+		return e.saveBatch(tx)
+	})
+}
+
+func (e *Engine) loop(ctx context.Context) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	group := e.cfg.Edge.GroupCommit
+	if group <= 0 {
+		group = 256
+	}
+	evs := make([]event, 0, group)
+	for {
+		evs = evs[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-e.events:
+			evs = append(evs, ev)
+		case c := <-e.cmds:
+			if err := e.runCommand(c); err != nil {
+				return err
+			}
+			continue
+		case <-tick.C:
+		}
+	drain:
+		for len(evs) < group {
+			select {
+			case ev := <-e.events:
+				evs = append(evs, ev)
+			default:
+				break drain
+			}
+		}
+		if err := e.step(evs); err != nil {
+			e.log.Error().Err(err).Msg("store commit failed; stopping the line engine")
+			return fmt.Errorf("line engine: %w", err)
+		}
+	}
+}
+
+// step applies device events and timers in one transaction, then performs
+// the side effects.
+func (e *Engine) step(evs []event) error {
+	err := e.db.Update(func(tx *store.Tx) error {
+		dirty := false
+		for _, ev := range evs {
+			d, err := e.apply(tx, ev)
+			if err != nil {
+				return err
+			}
+			dirty = dirty || d
+		}
+		d, err := e.timers(tx)
+		if err != nil {
+			return err
+		}
+		dirty = dirty || d
+		d, err = e.fill(tx)
+		if err != nil {
+			return err
+		}
+		if dirty || d {
+			return e.saveBatch(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		e.fx = effects{}
+		return err
+	}
+	e.flush()
+	return nil
+}
+
+func (e *Engine) runCommand(c command) error {
+	saved := e.snapshotBatch()
+	var res any
+	err := e.db.Update(func(tx *store.Tx) error {
+		v, err := c.fn(tx)
+		if err != nil {
+			return err
+		}
+		res = v
+		if _, err := e.fill(tx); err != nil {
+			return err
+		}
+		return e.saveBatch(tx)
+	})
+	if err != nil {
+		e.b = saved
+		e.fx = effects{}
+		var re *RuleError
+		if errors.As(err, &re) {
+			c.reply <- cmdResult{err: err}
+			e.publish()
+			return nil
+		}
+		c.reply <- cmdResult{err: err}
+		return fmt.Errorf("line engine: command %s: %w", c.name, err)
+	}
+	c.reply <- cmdResult{v: res}
+	e.flush()
+	return nil
+}
+
+// do runs fn as a command on the engine goroutine and waits for its result.
+func (e *Engine) do(ctx context.Context, name string, fn func(tx *store.Tx) (any, error)) (any, error) {
+	c := command{name: name, fn: fn, reply: make(chan cmdResult, 1)}
+	select {
+	case e.cmds <- c:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-c.reply:
+		return r.v, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (e *Engine) snapshotBatch() *batch {
+	if e.b == nil {
+		return nil
+	}
+	c := *e.b
+	c.Reasons = make(map[string]int, len(e.b.Reasons))
+	for k, v := range e.b.Reasons {
+		c.Reasons[k] = v
+	}
+	c.InFlight = append([]inflight(nil), e.b.InFlight...)
+	return &c
+}
+
+func (e *Engine) saveBatch(tx *store.Tx) error {
+	if e.b == nil {
+		return nil
+	}
+	return tx.PutJSON(store.Batches, []byte(e.b.ID), e.b)
+}
+
+func (e *Engine) flush() {
+	for _, l := range e.fx.prints {
+		e.printQ <- l // bounded by print-ahead: never blocks long
+	}
+	for _, op := range e.fx.plc {
+		select {
+		case e.plcQ <- op:
+		default:
+			e.log.Error().Msg("PLC queue full: reject output is not keeping up")
+		}
+	}
+	e.fx = effects{}
+	e.publish()
+}
+
+func (e *Engine) apply(tx *store.Tx, ev event) (bool, error) {
+	switch ev := ev.(type) {
+	case evReading:
+		return true, e.verdict(tx, ev.r)
+	case evReadError:
+		return e.readError(tx, ev.err)
+	case evPrintFailed:
+		return true, e.printFailed(tx, ev.serial, ev.err)
+	case evHealth:
+		return false, e.healthChanged(tx, ev)
+	}
+	return false, fmt.Errorf("line engine: unknown event %T", ev)
+}
+
+func (e *Engine) healthChanged(tx *store.Tx, ev evHealth) error {
+	old, seen := e.health[ev.device]
+	e.health[ev.device] = ev.h
+	if seen && old.OK() == ev.h.OK() && old.Fault == ev.h.Fault {
+		return nil
+	}
+	if !seen && ev.h.OK() {
+		return nil
+	}
+	fault := ev.h.Fault
+	if !ev.h.Connected && fault == "" {
+		fault = "disconnected"
+	}
+	if ev.h.OK() {
+		fault = "cleared"
+		e.log.Info().Str("device", ev.device).Msg("device ok")
+	} else {
+		e.log.Warn().Str("device", ev.device).Str("fault", fault).Str("detail", ev.h.Detail).Msg("device fault")
+	}
+	_, err := tx.Append(record.KindDeviceFault, record.DeviceFault{Device: ev.device, Kind: ev.kind, Fault: fault, Detail: ev.h.Detail})
+	return err
+}
+
+// devicesOK reports whether every device is connected and without fault:
+// the engine only feeds the printer when it can also verify and reject.
+func (e *Engine) devicesOK() bool {
+	for _, name := range []string{e.dev.PrinterName, e.dev.CameraName, e.dev.PLCName} {
+		if h, ok := e.health[name]; !ok || !h.OK() {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,208 @@
+package line
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/serialine/serialine/drivers"
+	"github.com/serialine/serialine/edge/config"
+	"github.com/serialine/serialine/edge/store"
+)
+
+// In-process fake devices for engine tests and benchmarks: the drivers and
+// their simulators are tested on real sockets in drivers/.
+
+type fakePrinter struct {
+	out     chan drivers.Label
+	fail    atomic.Bool
+	printed atomic.Int64
+}
+
+func (p *fakePrinter) Connect(ctx context.Context) error { return nil }
+func (p *fakePrinter) Print(ctx context.Context, l drivers.Label) error {
+	if p.fail.Load() {
+		return drivers.ErrNotConnected
+	}
+	p.printed.Add(1)
+	select {
+	case p.out <- l:
+	case <-ctx.Done():
+	}
+	return nil
+}
+func (p *fakePrinter) Status(ctx context.Context) (drivers.Health, error) {
+	return drivers.Health{Connected: true}, nil
+}
+func (p *fakePrinter) Close() error { return nil }
+
+type fakeCamera struct{ in chan drivers.Reading }
+
+func (c *fakeCamera) Connect(ctx context.Context) error { return nil }
+func (c *fakeCamera) Read(ctx context.Context) (drivers.Reading, error) {
+	select {
+	case r := <-c.in:
+		return r, nil
+	case <-ctx.Done():
+		return drivers.Reading{}, ctx.Err()
+	}
+}
+func (c *fakeCamera) Close() error { return nil }
+
+type fakePLC struct {
+	mu      sync.Mutex
+	rejects int
+	uints   map[string]uint64
+}
+
+func (p *fakePLC) Connect(ctx context.Context) error { return nil }
+func (p *fakePLC) WriteBool(ctx context.Context, tag string, v bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if tag == "reject" && v {
+		p.rejects++
+	}
+	return nil
+}
+func (p *fakePLC) ReadBool(ctx context.Context, tag string) (bool, error) { return true, nil }
+func (p *fakePLC) WriteUint(ctx context.Context, tag string, v uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.uints == nil {
+		p.uints = map[string]uint64{}
+	}
+	p.uints[tag] = v
+	return nil
+}
+func (p *fakePLC) ReadUint(ctx context.Context, tag string) (uint64, error) { return 0, nil }
+func (p *fakePLC) Close() error                                             { return nil }
+func (p *fakePLC) HasTag(name string) bool {
+	return name == "reject" || name == "good_count" || name == "reject_count"
+}
+func (p *fakePLC) Rejects() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rejects
+}
+
+// outcome decides what the camera reports for the n-th printed label (1-based).
+type outcome func(n int, l drivers.Label) (drivers.Reading, bool)
+
+func good(n int, l drivers.Label) (drivers.Reading, bool) {
+	return drivers.Reading{Camera: "cam-1", Data: l.Data.ElementString(), Symbology: "]d2", Grade: 4}, true
+}
+
+type rig struct {
+	t       testing.TB
+	cfg     *config.Line
+	db      *store.DB
+	eng     *Engine
+	printer *fakePrinter
+	camera  *fakeCamera
+	plc     *fakePLC
+	cancel  context.CancelFunc
+	done    chan error
+	dir     string
+	key     ed25519.PrivateKey
+}
+
+func testConfig(unitsPerCase, casesPerPallet int) *config.Line {
+	return &config.Line{
+		Line:     config.LineInfo{ID: "line-1"},
+		Edge:     config.Edge{ID: "edge-1", PrintAhead: 3, VerdictTimeout: config.Duration(500 * time.Millisecond), GroupCommit: 256},
+		Company:  config.Company{GS1Prefix: "9506000", SSCCExtension: 3},
+		Products: []config.Product{{GTIN: "09506000134352", Name: "Test tablets", MinGrade: "C", Packaging: config.Packaging{UnitsPerCase: unitsPerCase, CasesPerPallet: casesPerPallet}, Serials: config.Serials{Length: 12, Alphabet: "numeric"}}},
+		Hash:     "cfg-hash-1",
+	}
+}
+
+func newRig(t testing.TB, cfg *config.Line, dir string, out outcome) *rig {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	key := ed25519.NewKeyFromSeed(make([]byte, 32))
+	db, err := store.Open(filepath.Join(dir, "edge.db"), store.Options{EdgeID: cfg.Edge.ID, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	r := &rig{t: t, cfg: cfg, db: db, dir: dir, key: key,
+		printer: &fakePrinter{out: make(chan drivers.Label, 64)},
+		camera:  &fakeCamera{in: make(chan drivers.Reading, 64)},
+		plc:     &fakePLC{},
+		done:    make(chan error, 1),
+	}
+	r.eng, err = New(Options{Config: cfg, Store: db, Log: zerolog.Nop(), StatusInterval: 50 * time.Millisecond,
+		Devices: Devices{Printer: r.printer, PrinterName: "printer-1", Camera: r.camera, CameraName: "cam-1", PLC: r.plc, PLCName: "plc-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- r.eng.Run(ctx) }()
+	// The conveyor: every printed label passes the camera.
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case l := <-r.printer.out:
+				n++
+				if out == nil {
+					continue
+				}
+				if rd, ok := out(n, l); ok {
+					select {
+					case r.camera.in <- rd:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}
+	}()
+	select {
+	case <-r.eng.Ready():
+	case err := <-r.done:
+		t.Fatalf("engine stopped: %v", err)
+	}
+	return r
+}
+
+func (r *rig) stop() {
+	r.cancel()
+	if err := <-r.done; err != nil {
+		r.t.Fatalf("engine: %v", err)
+	}
+}
+
+// waitFor polls the engine status until cond holds.
+func (r *rig) waitFor(what string, cond func(Status) bool) Status {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		s := r.eng.Status()
+		if cond(s) {
+			return s
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.t.Fatalf("timed out waiting for %s; status %+v", what, r.eng.Status())
+	return Status{}
+}
+
+func mustJSON(t testing.TB, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}

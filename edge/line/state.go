@@ -1,0 +1,121 @@
+package line
+
+import (
+	"strings"
+
+	"github.com/serialine/serialine/sync/gs1"
+)
+
+// Unit statuses (persisted).
+const (
+	UnitCommissioned   = "commissioned"   // serial assigned, label sent to the printer, no verdict yet
+	UnitGood           = "good"           // verified: data matches, grade >= minimum
+	UnitRejected       = "rejected"       // verdict fail; physically rejected at the gate
+	UnitDecommissioned = "decommissioned" // taken out of use (reject disposition, restart, print failure)
+)
+
+// Reject reasons recorded as evidence.
+const (
+	ReasonNoRead        = "no_read"
+	ReasonGrade         = "grade_below_minimum"
+	ReasonMismatch      = "data_mismatch"
+	ReasonDuplicate     = "duplicate_read"
+	ReasonOutOfSequence = "out_of_sequence"
+	ReasonTimeout       = "no_verdict_in_time"
+	ReasonUnparseable   = "unparseable_read"
+	ReasonForeign       = "foreign_code"
+	ReasonPrintFailed   = "print_failed"
+	ReasonRestart       = "unknown_after_restart"
+)
+
+// Batch states (PackML-flavoured).
+const (
+	BatchRunning  = "running"
+	BatchHeld     = "held"
+	BatchStopped  = "stopped"
+	BatchComplete = "complete" // planned quantity commissioned
+	BatchClosed   = "closed"
+)
+
+// unit is the persisted state of one serial (key: gtin 0x00 serial). Every
+// allocated serial has one, forever: the units bucket is the used-serial set.
+type unit struct {
+	Batch  string  `json:"b"`
+	Seq    uint64  `json:"n"` // print order within the batch
+	Status string  `json:"s"`
+	Reason string  `json:"r,omitempty"`
+	Parent string  `json:"p,omitempty"` // case SSCC
+	Grade  float64 `json:"g,omitempty"`
+}
+
+// inflight is a unit sent to the printer and awaiting its camera verdict.
+type inflight struct {
+	Serial string `json:"s"`
+	Seq    uint64 `json:"n"`
+	SentAt int64  `json:"t"` // unix nanos
+	// Deadline is when the unit is rejected without a verdict (fail-safe);
+	// set when the unit becomes the head of the queue.
+	Deadline int64 `json:"d,omitempty"`
+}
+
+// batch is the persisted state of a batch (work order).
+type batch struct {
+	ID             string  `json:"id"`
+	GTIN           string  `json:"gtin"`
+	Product        string  `json:"product"`
+	Lot            string  `json:"lot"`
+	Expiry         string  `json:"expiry"`
+	Planned        int     `json:"planned"`
+	UnitsPerCase   int     `json:"units_per_case"`
+	CasesPerPallet int     `json:"cases_per_pallet"`
+	MinGrade       float64 `json:"min_grade"`
+	ConfigHash     string  `json:"config_hash"`
+	State          string  `json:"state"`
+
+	NextSeq        uint64         `json:"next_seq"`
+	Commissioned   int            `json:"commissioned"`
+	Good           int            `json:"good"`
+	Rejected       int            `json:"rejected"`
+	Decommissioned int            `json:"decommissioned"`
+	Reasons        map[string]int `json:"reasons,omitempty"`
+	Packed         int            `json:"packed"`
+	CasesClosed    int            `json:"cases_closed"`
+	PalletsClosed  int            `json:"pallets_closed"`
+	OpenCase       string         `json:"open_case,omitempty"`
+	OpenPallet     string         `json:"open_pallet,omitempty"`
+	InFlight       []inflight     `json:"in_flight,omitempty"`
+	LastSerial     string         `json:"last_serial,omitempty"`
+}
+
+// container is the persisted state of a case or pallet (key: SSCC).
+type container struct {
+	SSCC     string   `json:"sscc"`
+	Level    string   `json:"level"`
+	Batch    string   `json:"batch"`
+	GTIN     string   `json:"gtin"`
+	Parent   string   `json:"parent,omitempty"`
+	Children []string `json:"children"` // unit ids "(01)gtin(21)serial" or case SSCCs
+	Closed   bool     `json:"closed"`
+	Partial  bool     `json:"partial,omitempty"`
+}
+
+func unitKey(gtin, serial string) []byte {
+	k := make([]byte, 0, len(gtin)+1+len(serial))
+	k = append(k, gtin...)
+	k = append(k, 0)
+	return append(k, serial...)
+}
+
+// elements is what is printed in a unit's DataMatrix: fixed-length AIs first,
+// then lot (variable, FNC1-terminated) and serial last.
+func (b *batch) elements(serial string) gs1.Elements {
+	return gs1.Elements{{AI: "01", Value: b.GTIN}, {AI: "17", Value: b.Expiry}, {AI: "10", Value: b.Lot}, {AI: "21", Value: serial}}
+}
+
+// parseUnitID splits "(01)gtin(21)serial".
+func parseUnitID(id string) (gtin, serial string, ok bool) {
+	if !strings.HasPrefix(id, "(01)") || len(id) < 4+14+4+1 || id[18:22] != "(21)" {
+		return "", "", false
+	}
+	return id[4:18], id[22:], true
+}

@@ -1,0 +1,373 @@
+package line
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/serialine/serialine/drivers"
+	"github.com/serialine/serialine/edge/store"
+	"github.com/serialine/serialine/sync/gs1"
+	"github.com/serialine/serialine/sync/record"
+)
+
+// fill keeps the printer fed: while the batch runs and every device is
+// healthy, allocate serials and commission units up to print-ahead labels in
+// flight. Each unit is recorded (unit.commissioned) in this transaction; the
+// label goes to the printer only after commit.
+func (e *Engine) fill(tx *store.Tx) (bool, error) {
+	b := e.b
+	if b == nil || b.State != BatchRunning || !e.devicesOK() {
+		return false, nil
+	}
+	dirty := false
+	for len(b.InFlight) < e.ahead && b.Commissioned < b.Planned {
+		serial, err := e.newSerial(tx, b.GTIN)
+		if err != nil {
+			return dirty, err
+		}
+		b.NextSeq++
+		u := unit{Batch: b.ID, Seq: b.NextSeq, Status: UnitCommissioned}
+		if err := tx.PutJSON(store.Units, unitKey(b.GTIN, serial), &u); err != nil {
+			return dirty, err
+		}
+		els := b.elements(serial)
+		if _, err := tx.Append(record.KindUnitCommissioned, record.UnitCommissioned{
+			Batch: b.ID, GTIN: b.GTIN, Serial: serial, Lot: b.Lot, Expiry: b.Expiry,
+			Printer: e.dev.PrinterName, Data: els.Bracketed(),
+		}); err != nil {
+			return dirty, err
+		}
+		now := e.now()
+		f := inflight{Serial: serial, Seq: b.NextSeq, SentAt: now.UnixNano()}
+		if len(b.InFlight) == 0 {
+			e.lastHeadMove = now
+		}
+		b.InFlight = append(b.InFlight, f)
+		b.Commissioned++
+		b.LastSerial = serial
+		e.fx.prints = append(e.fx.prints, drivers.Label{
+			ID: serial, Level: drivers.LevelUnit, Data: els,
+			Text: map[string]string{"GTIN": b.GTIN, "SN": serial, "LOT": b.Lot, "EXP": b.Expiry, "PRODUCT": b.Product},
+		})
+		dirty = true
+	}
+	if b.Commissioned >= b.Planned && len(b.InFlight) == 0 && b.State == BatchRunning {
+		if err := e.setState(tx, BatchComplete, "planned quantity reached", "system"); err != nil {
+			return dirty, err
+		}
+		dirty = true
+	}
+	return dirty, nil
+}
+
+// newSerial draws a random serial that was never used for this GTIN. The
+// units bucket holds every serial ever allocated per GTIN, so a collision is
+// simply drawn again.
+func (e *Engine) newSerial(tx *store.Tx, gtin string) (string, error) {
+	p := e.product(gtin)
+	length := p.Serials.Length
+	if length <= 0 {
+		length = 12
+	}
+	alphabet := "0123456789"
+	if p.Serials.Alphabet == "alphanumeric" {
+		alphabet = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+	}
+	max := big.NewInt(int64(len(alphabet)))
+	buf := make([]byte, length)
+	for try := 0; try < 64; try++ {
+		for i := range buf {
+			n, err := rand.Int(rand.Reader, max)
+			if err != nil {
+				return "", err
+			}
+			buf[i] = alphabet[n.Int64()]
+		}
+		if alphabet[0] == '0' && buf[0] == '0' && len(alphabet) == 10 {
+			// Keep numeric serials at full length: a leading zero is fine for
+			// GS1, but people drop it in spreadsheets.
+			buf[0] = '1' + byte(int(buf[1])%9)
+		}
+		s := string(buf)
+		if !tx.Has(store.Units, unitKey(gtin, s)) {
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("serial space of GTIN %s is exhausted (64 random draws all used)", gtin)
+}
+
+// verdict matches a camera reading to the unit it belongs to and records the
+// evidence and the verdict. Units ahead of the matched one in the queue were
+// missed by the camera: they are rejected (fail-safe).
+func (e *Engine) verdict(tx *store.Tx, r drivers.Reading) error {
+	b := e.b
+	if b == nil || len(b.InFlight) == 0 {
+		e.log.Warn().Str("device", r.Camera).Str("data", printable(r.Data)).Msg("camera read with no unit in flight")
+		_, err := tx.Append(record.KindDeviceFault, record.DeviceFault{Device: r.Camera, Kind: "camera", Fault: "unexpected_read", Raw: printable(r.Data)})
+		return err
+	}
+	head := b.InFlight[0]
+	if r.NoRead {
+		return e.judge(tx, head, r, nil, false, ReasonNoRead)
+	}
+	els, err := gs1.Parse(r.Symbology + r.Data)
+	if err != nil {
+		els, err = gs1.ParseElementString(r.Data)
+	}
+	if err != nil {
+		e.log.Warn().Str("device", r.Camera).Err(err).Str("data", printable(r.Data)).Msg("camera data does not parse as GS1")
+		return e.judge(tx, head, r, nil, false, ReasonUnparseable)
+	}
+	serial, _ := els.Get("21")
+	gtin, _ := els.Get("01")
+	// Which in-flight unit is this?
+	idx := -1
+	if gtin == b.GTIN {
+		for i, f := range b.InFlight {
+			if f.Serial == serial {
+				idx = i
+				break
+			}
+		}
+	}
+	if idx < 0 {
+		// Not in flight: a serial read twice, or one never printed here.
+		reason := ReasonForeign
+		var u unit
+		if ok, _ := tx.GetJSON(store.Units, unitKey(gtin, serial), &u); ok {
+			reason = ReasonDuplicate
+		}
+		return e.judge(tx, head, r, els, false, reason)
+	}
+	for i := 0; i < idx; i++ {
+		if err := e.judge(tx, b.InFlight[0], drivers.Reading{Camera: r.Camera, NoRead: true, At: r.At}, nil, false, ReasonOutOfSequence); err != nil {
+			return err
+		}
+	}
+	f := b.InFlight[0]
+	want := b.elements(f.Serial)
+	switch {
+	case !sameElements(want, els):
+		return e.judge(tx, f, r, els, false, ReasonMismatch)
+	case float64(r.Grade) < b.MinGrade:
+		return e.judge(tx, f, r, els, false, ReasonGrade)
+	}
+	return e.judge(tx, f, r, els, true, "")
+}
+
+// judge records the verdict of the head-of-queue unit f and removes it from
+// the queue. A reject is signalled to the PLC after commit.
+func (e *Engine) judge(tx *store.Tx, f inflight, r drivers.Reading, els gs1.Elements, pass bool, reason string) error {
+	b := e.b
+	if len(b.InFlight) == 0 || b.InFlight[0].Serial != f.Serial {
+		return fmt.Errorf("line engine: judge %s is not the head of the queue", f.Serial)
+	}
+	b.InFlight = b.InFlight[1:]
+	now := e.now()
+	e.lastHeadMove = now
+	key := unitKey(b.GTIN, f.Serial)
+	var u unit
+	if ok, err := tx.GetJSON(store.Units, key, &u); err != nil || !ok {
+		return fmt.Errorf("line engine: unit %s missing from store: %v", f.Serial, err)
+	}
+	ev := record.UnitVerified{
+		Batch: b.ID, GTIN: b.GTIN, Serial: f.Serial, Camera: r.Camera,
+		Grade: float64(r.Grade), Letter: r.Grade.Letter(), Pass: pass, Reason: reason,
+		Latency: now.Sub(time.Unix(0, f.SentAt)).Microseconds(),
+	}
+	if r.NoRead || reason == ReasonTimeout {
+		ev.Grade, ev.Letter = 0, ""
+	}
+	if els != nil {
+		ev.Data = els.Bracketed()
+	} else if r.Data != "" {
+		ev.Data = printable(r.Data)
+	}
+	if !r.At.IsZero() {
+		ev.ReadAt = r.At.UTC().Format(time.RFC3339Nano)
+	}
+	if len(r.Params) > 0 {
+		ev.Params = make(map[string]float64, len(r.Params))
+		for k, v := range r.Params {
+			ev.Params[k] = float64(v)
+		}
+	}
+	if _, err := tx.Append(record.KindUnitVerified, ev); err != nil {
+		return err
+	}
+	u.Grade = ev.Grade
+	if pass {
+		u.Status = UnitGood
+		b.Good++
+		e.speed.add(now)
+		if err := tx.PutJSON(store.Units, key, &u); err != nil {
+			return err
+		}
+		return e.packSequential(tx, f.Serial)
+	}
+	u.Status, u.Reason = UnitRejected, reason
+	if err := tx.PutJSON(store.Units, key, &u); err != nil {
+		return err
+	}
+	e.countReject(reason)
+	e.speed.add(now)
+	e.fx.plc = append(e.fx.plc, plcOp{reject: true})
+	// A rejected unit leaves the line at the gate: its serial is taken out of
+	// use at once (disposition pending: destroyed unless a supervisor says
+	// sample or rework).
+	return e.decommission(tx, f.Serial, reason, "destroyed")
+}
+
+func (e *Engine) countReject(reason string) {
+	b := e.b
+	b.Rejected++
+	if b.Reasons == nil {
+		b.Reasons = map[string]int{}
+	}
+	b.Reasons[reason]++
+	e.fx.plc = append(e.fx.plc, plcOp{counters: true, good: uint64(b.Good), rejected: uint64(b.Rejected)})
+}
+
+func (e *Engine) decommission(tx *store.Tx, serial, reason, disposition string) error {
+	b := e.b
+	key := unitKey(b.GTIN, serial)
+	var u unit
+	if ok, err := tx.GetJSON(store.Units, key, &u); err != nil || !ok {
+		return fmt.Errorf("line engine: decommission %s: unit missing: %v", serial, err)
+	}
+	u.Status = UnitDecommissioned
+	if u.Reason == "" {
+		u.Reason = reason
+	}
+	if err := tx.PutJSON(store.Units, key, &u); err != nil {
+		return err
+	}
+	b.Decommissioned++
+	_, err := tx.Append(record.KindUnitDecommissioned, record.UnitDecommissioned{
+		Batch: b.ID, GTIN: b.GTIN, Serial: serial, Reason: reason, Disposition: disposition,
+	})
+	return err
+}
+
+// timers rejects the head unit when no verdict arrived in time (fail-safe).
+func (e *Engine) timers(tx *store.Tx) (bool, error) {
+	b := e.b
+	if b == nil || len(b.InFlight) == 0 {
+		return false, nil
+	}
+	timeout := e.cfg.Edge.VerdictTimeout.D()
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	dirty := false
+	now := e.now()
+	for len(b.InFlight) > 0 {
+		head := b.InFlight[0]
+		start := time.Unix(0, head.SentAt)
+		if e.lastHeadMove.After(start) {
+			start = e.lastHeadMove
+		}
+		if now.Sub(start) < timeout {
+			break
+		}
+		e.log.Warn().Str("serial", head.Serial).Dur("timeout", timeout).Msg("no verdict in time: rejecting unit")
+		if err := e.judge(tx, head, drivers.Reading{Camera: e.dev.CameraName, NoRead: true}, nil, false, ReasonTimeout); err != nil {
+			return dirty, err
+		}
+		e.lastHeadMove = start.Add(timeout) // the next unit gets its own full window
+		dirty = true
+	}
+	return dirty, nil
+}
+
+func (e *Engine) printFailed(tx *store.Tx, serial string, perr error) error {
+	b := e.b
+	if b == nil {
+		return nil
+	}
+	for i, f := range b.InFlight {
+		if f.Serial != serial {
+			continue
+		}
+		// The label may or may not have reached the printer. Take the unit
+		// out of the queue and its serial out of use; if it was printed
+		// after all, the camera's read will be flagged as not in flight.
+		b.InFlight = append(b.InFlight[:i], b.InFlight[i+1:]...)
+		if i == 0 {
+			e.lastHeadMove = e.now()
+		}
+		key := unitKey(b.GTIN, serial)
+		var u unit
+		if ok, err := tx.GetJSON(store.Units, key, &u); err != nil || !ok {
+			return fmt.Errorf("line engine: unit %s missing: %v", serial, err)
+		}
+		u.Status, u.Reason = UnitRejected, ReasonPrintFailed
+		if err := tx.PutJSON(store.Units, key, &u); err != nil {
+			return err
+		}
+		if _, err := tx.Append(record.KindUnitVerified, record.UnitVerified{
+			Batch: b.ID, GTIN: b.GTIN, Serial: serial, Camera: e.dev.CameraName, Pass: false, Reason: ReasonPrintFailed,
+		}); err != nil {
+			return err
+		}
+		e.countReject(ReasonPrintFailed)
+		e.log.Warn().Str("serial", serial).Err(perr).Msg("print failed: serial decommissioned")
+		return e.decommission(tx, serial, ReasonPrintFailed, "destroyed")
+	}
+	return nil
+}
+
+func (e *Engine) readError(tx *store.Tx, err error) (bool, error) {
+	var de *drivers.DeviceError
+	if !errors.As(err, &de) || !errors.Is(err, drivers.ErrMalformed) {
+		return false, nil
+	}
+	// Garbage from the camera: a recorded fault with the bytes, and the unit
+	// concerned (the head of the queue) is rejected.
+	if _, err := tx.Append(record.KindDeviceFault, record.DeviceFault{
+		Device: de.Device, Kind: "camera", Fault: "malformed_result", Detail: de.Err.Error(), Raw: printable(string(de.Raw)),
+	}); err != nil {
+		return false, err
+	}
+	if e.b == nil || len(e.b.InFlight) == 0 {
+		return false, nil
+	}
+	return true, e.judge(tx, e.b.InFlight[0], drivers.Reading{Camera: de.Device, Data: string(de.Raw)}, nil, false, ReasonUnparseable)
+}
+
+func sameElements(want, got gs1.Elements) bool {
+	if len(want) != len(got) {
+		return false
+	}
+	for _, w := range want {
+		v, ok := got.Get(w.AI)
+		if !ok || v != w.Value {
+			return false
+		}
+	}
+	return true
+}
+
+// printable renders device data for logs and evidence: GS as <GS>, other
+// control bytes escaped, bounded.
+func printable(s string) string {
+	if len(s) > 256 {
+		s = s[:256]
+	}
+	out := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == 0x1d:
+			out = append(out, "<GS>"...)
+		case c < 0x20 || c >= 0x7f:
+			out = append(out, fmt.Sprintf("\\x%02x", c)...)
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
