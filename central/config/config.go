@@ -1,0 +1,133 @@
+// Package config is central's configuration file (YAML, strict).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/serialine/serialine/sync/record"
+	"github.com/serialine/serialine/sync/wire"
+)
+
+// Central is the central collector's configuration.
+type Central struct {
+	ID      string `yaml:"id"`       // instance name (logs, MQTT client id)
+	HTTP    string `yaml:"http"`     // dashboard and API listen address
+	DataDir string `yaml:"data_dir"` // SQLite file and generated secrets; relative to the file
+	DB      string `yaml:"db"`       // empty: SQLite in data_dir; a path or sqlite://path; or postgres://...
+	MQTT    MQTT   `yaml:"mqtt"`
+	Edges   []Edge `yaml:"edges"`
+
+	File string `yaml:"-"`
+}
+
+// MQTT chooses the embedded broker (default) or an external one.
+type MQTT struct {
+	Listen       string `yaml:"listen"` // embedded broker listen address
+	Broker       string `yaml:"broker"` // external broker URL; disables the embedded broker
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	CAFile       string `yaml:"ca_file"`
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	Share        string `yaml:"share"` // shared subscription group for scale-out
+}
+
+// Edge is an edge enrolled by configuration.
+type Edge struct {
+	ID           string `yaml:"id"`
+	PublicKey    string `yaml:"public_key"`    // base64 Ed25519
+	MQTTPassword string `yaml:"mqtt_password"` // for the embedded broker
+}
+
+// Defaults returns the defaults applied before the file is decoded.
+func Defaults() Central {
+	return Central{
+		ID:      "central",
+		HTTP:    "127.0.0.1:8080",
+		DataDir: "./data/central",
+		MQTT:    MQTT{Listen: "127.0.0.1:1883", Username: "central"},
+	}
+}
+
+// Load reads, decodes strictly and validates a central config file.
+func Load(path string) (*Central, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes strictly (unknown keys are errors with file:line) and validates.
+func Parse(file string, data []byte) (*Central, error) {
+	c := Defaults()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, prefixYAML(file, err)
+	}
+	c.File = file
+	if !filepath.IsAbs(c.DataDir) && file != "" {
+		c.DataDir = filepath.Join(filepath.Dir(file), c.DataDir)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &c, nil
+}
+
+// prefixYAML turns yaml.v3's "yaml: line 3: ..." into "file:3: ...".
+func prefixYAML(file string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var lines []string
+		for _, e := range te.Errors {
+			lines = append(lines, file+":"+strings.TrimPrefix(e, "line "))
+		}
+		return errors.New(strings.Join(lines, "\n"))
+	}
+	return fmt.Errorf("%s:%s", file, strings.TrimPrefix(err.Error(), "yaml: line "))
+}
+
+// Validate checks the configuration and reports every problem.
+func (c *Central) Validate() error {
+	var errs []string
+	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+		add("http: %q is not host:port", c.HTTP)
+	}
+	if c.MQTT.Broker == "" {
+		if _, _, err := net.SplitHostPort(c.MQTT.Listen); err != nil {
+			add("mqtt.listen: %q is not host:port", c.MQTT.Listen)
+		}
+	} else if !strings.Contains(c.MQTT.Broker, "://") {
+		add("mqtt.broker: %q: want tcp://host:port or ssl://host:port", c.MQTT.Broker)
+	}
+	seen := map[string]bool{}
+	for i, e := range c.Edges {
+		if err := wire.ValidEdgeID(e.ID); err != nil {
+			add("edges[%d].id: %v", i, err)
+		}
+		if seen[e.ID] {
+			add("edges[%d].id: %q enrolled twice", i, e.ID)
+		}
+		seen[e.ID] = true
+		if _, err := record.ParsePublicKey(e.PublicKey); err != nil {
+			add("edges[%d] (%s).public_key: %v", i, e.ID, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
