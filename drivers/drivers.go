@@ -141,6 +141,24 @@ func ParseGrade(s string) (Grade, error) {
 	return Grade(f), nil
 }
 
+// ParseMinGrade parses a minimum acceptable grade. A letter means the
+// lowest value of its band (ISO/IEC 15415: A >= 3.5, B >= 2.5, C >= 1.5,
+// D >= 0.5), so that a measured 1.7 passes a minimum of C; a number is
+// taken as is.
+func ParseMinGrade(s string) (Grade, error) {
+	switch s {
+	case "A", "a":
+		return 3.5, nil
+	case "B", "b":
+		return 2.5, nil
+	case "C", "c":
+		return 1.5, nil
+	case "D", "d":
+		return 0.5, nil
+	}
+	return ParseGrade(s)
+}
+
 // Reading is one verification result from a camera.
 type Reading struct {
 	Camera string // device name

@@ -45,6 +45,16 @@ type Edge struct {
 	VerdictTimeout Duration `yaml:"verdict_timeout"` // camera result deadline per unit (fail-safe reject)
 	PrintAhead     int      `yaml:"print_ahead"`     // labels in flight between printer and camera
 	GroupCommit    int      `yaml:"group_commit"`    // max records per bbolt transaction
+
+	Challenge Challenge `yaml:"challenge"`
+}
+
+// Challenge configures the challenge test: the line must show that a
+// known-bad unit is rejected, at batch start and every N units.
+type Challenge struct {
+	AtStart []string `yaml:"at_start"` // kinds run when a batch starts: wrong_data, no_read, bad_grade
+	Every   int      `yaml:"every"`    // run the kinds again every N commissioned units (0: only at start)
+	Timeout Duration `yaml:"timeout"`  // how long the challenge unit may take to come back
 }
 
 // Central is how the edge reaches central.
@@ -75,6 +85,14 @@ type Product struct {
 	MinGrade  string    `yaml:"min_grade"` // A..D or 0.0..4.0
 	Packaging Packaging `yaml:"packaging"`
 	Serials   Serials   `yaml:"serials"`
+	// Aggregation mode: sequential (each verified good unit goes into the
+	// open case), automatic (a case camera reads all unit codes of a case
+	// at once) or manual (handheld scans through the API).
+	Aggregation string `yaml:"aggregation"`
+	// Samples is the number of QA samples to pull per batch (reconciliation).
+	Samples int `yaml:"samples"`
+	// Labels are ZPL template overrides per packaging level (unit, case, pallet).
+	Labels map[string]string `yaml:"labels"`
 }
 
 // Packaging is the aggregation hierarchy of a product.
@@ -83,10 +101,19 @@ type Packaging struct {
 	CasesPerPallet int `yaml:"cases_per_pallet"`
 }
 
-// Serials configures serial number generation for a GTIN.
+// Serials configures serial numbers for a GTIN.
 type Serials struct {
 	Length   int    `yaml:"length"`   // characters, 1..20
 	Alphabet string `yaml:"alphabet"` // numeric | alphanumeric
+	// Source is where serials come from: generate (randomised locally) or
+	// import (lists from a Level 4 system only: a batch cannot start
+	// without enough imported serials).
+	Source string `yaml:"source"`
+	// OveragePercent is reserved beyond the planned quantity (rejects,
+	// samples, challenge units).
+	OveragePercent int `yaml:"overage_percent"`
+	// LowWater raises an alarm when fewer serials remain in the pool.
+	LowWater int `yaml:"low_water"`
 }
 
 // AutoBatch starts a batch when the edge starts (unattended and demo lines).

@@ -2,12 +2,20 @@ package line
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/serialine/serialine/edge/store"
 	"github.com/serialine/serialine/sync/gs1"
 	"github.com/serialine/serialine/sync/record"
+)
+
+// Aggregation modes (product config).
+const (
+	AggregationSequential = "sequential"
+	AggregationAutomatic  = "automatic"
+	AggregationManual     = "manual"
 )
 
 // Packaging levels.
@@ -18,9 +26,13 @@ const (
 
 // packSequential puts a verified good unit into the open case (opening one
 // if needed); a full case is validated and closed, then packed into the open
-// pallet, and a full pallet is closed.
+// pallet, and a full pallet is closed. In automatic and manual aggregation
+// modes good units stay loose until a case read or a scan packs them.
 func (e *Engine) packSequential(tx *store.Tx, serial string) error {
 	b := e.b
+	if mode := e.product(b.GTIN).Aggregation; mode == AggregationAutomatic || mode == AggregationManual {
+		return nil
+	}
 	if b.OpenCase == "" {
 		sscc, err := e.openContainer(tx, LevelCase)
 		if err != nil {
@@ -39,6 +51,13 @@ func (e *Engine) packSequential(tx *store.Tx, serial string) error {
 		return err
 	}
 	b.OpenCase = ""
+	return e.palletize(tx, c)
+}
+
+// palletize puts a closed case onto the open pallet (opening one if needed)
+// and closes the pallet when full.
+func (e *Engine) palletize(tx *store.Tx, c *container) error {
+	b := e.b
 	if b.OpenPallet == "" {
 		sscc, err := e.openContainer(tx, LevelPallet)
 		if err != nil {
@@ -58,6 +77,119 @@ func (e *Engine) packSequential(tx *store.Tx, serial string) error {
 	}
 	b.OpenPallet = ""
 	return nil
+}
+
+// CaseRead applies an automatic aggregation read: the case camera saw these
+// unit codes (GS1 data) in one case. All of them must be verified good units
+// of the batch, not in another container, and exactly a case's count; then a
+// case is opened, packed, closed and put on the pallet. Otherwise nothing is
+// packed and the read is recorded as refused (the case goes to rework).
+func (e *Engine) CaseRead(ctx context.Context, camera string, codes []string) (string, error) {
+	v, err := e.do(ctx, "case read", func(tx *store.Tx) (any, error) {
+		b := e.b
+		if b == nil || (b.State != BatchRunning && b.State != BatchHeld && b.State != BatchComplete) {
+			return nil, ruleErr("no running batch (active: %s)", e.describe())
+		}
+		ids := make([]string, 0, len(codes))
+		problem := ""
+		for _, code := range codes {
+			els, err := gs1.Parse(code)
+			if err != nil {
+				problem = fmt.Sprintf("code %q: %v", printable(code), err)
+				break
+			}
+			gtin, _ := els.Get("01")
+			serial, _ := els.Get("21")
+			ids = append(ids, record.UnitID(gtin, serial))
+		}
+		if problem == "" && len(ids) != b.UnitsPerCase {
+			problem = fmt.Sprintf("case holds %d codes, a case of %s holds %d", len(ids), b.GTIN, b.UnitsPerCase)
+		}
+		if problem == "" {
+			seen := map[string]bool{}
+			for _, id := range ids {
+				if seen[id] {
+					problem = fmt.Sprintf("unit %s read twice in the case", id)
+					break
+				}
+				seen[id] = true
+			}
+		}
+		if problem != "" {
+			// Record the refused read in its own transaction-safe way: the
+			// command returns a rule error, so write the evidence first.
+			return nil, &caseReadRefused{RuleError: RuleError{Msg: problem}, camera: camera, codes: codes, problem: problem}
+		}
+		sscc, err := e.openContainer(tx, LevelCase)
+		if err != nil {
+			return nil, err
+		}
+		var c *container
+		for _, id := range ids {
+			if c, err = e.pack(tx, sscc, id); err != nil {
+				return nil, err
+			}
+		}
+		if err := e.closeContainer(tx, c, false, nil); err != nil {
+			return nil, err
+		}
+		if _, err := tx.Append(record.KindCaseRead, record.CaseRead{Batch: b.ID, Camera: camera, SSCC: sscc, Codes: ids, Accepted: true}); err != nil {
+			return nil, err
+		}
+		return sscc, e.palletize(tx, c)
+	})
+	var refused *caseReadRefused
+	if errors.As(err, &refused) {
+		return "", e.recordRefusedCaseRead(ctx, refused)
+	}
+	var re *RuleError
+	if errors.As(err, &re) {
+		// A unit failed the interlock: record the refusal as evidence too.
+		return "", errors.Join(err, e.recordRefusedCaseRead(ctx, &caseReadRefused{camera: camera, codes: codes, problem: re.Msg}))
+	}
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// caseReadRefused is a rule refusal that carries what to record about it.
+type caseReadRefused struct {
+	RuleError
+	camera, problem string
+	codes           []string
+}
+
+// As lets the engine treat the refusal as a RuleError (nothing changed).
+func (c *caseReadRefused) As(target any) bool {
+	if t, ok := target.(**RuleError); ok {
+		*t = &c.RuleError
+		return true
+	}
+	return false
+}
+
+func (e *Engine) recordRefusedCaseRead(ctx context.Context, r *caseReadRefused) error {
+	_, err := e.do(ctx, "case read refused", func(tx *store.Tx) (any, error) {
+		codes := make([]string, len(r.codes))
+		for i, c := range r.codes {
+			codes[i] = printable(c)
+		}
+		batch := ""
+		if e.b != nil {
+			batch = e.b.ID
+		}
+		_, err := tx.Append(record.KindCaseRead, record.CaseRead{Batch: batch, Camera: r.camera, Codes: codes, Accepted: false, Problem: r.problem})
+		if err != nil {
+			return nil, err
+		}
+		e.fx.plc = append(e.fx.plc, plcOp{reject: true})
+		return nil, nil
+	})
+	if err != nil {
+		return err
+	}
+	return &RuleError{Msg: "case read refused: " + r.problem}
 }
 
 // openContainer allocates the next SSCC and records the new container.
@@ -133,7 +265,7 @@ func (e *Engine) pack(tx *store.Tx, parent, child string) (*container, error) {
 		switch {
 		case !found:
 			return nil, ruleErr("unit %s was never commissioned on this line", child)
-		case u.Status == UnitDecommissioned || u.Status == UnitRejected:
+		case u.Status != UnitGood && u.Status != UnitCommissioned:
 			return nil, ruleErr("unit %s is %s (%s) and can never be packed", child, u.Status, u.Reason)
 		case u.Batch != c.Batch || gtin != c.GTIN:
 			return nil, ruleErr("unit %s belongs to batch %s, case %s to batch %s", child, u.Batch, c.SSCC, c.Batch)
@@ -206,6 +338,7 @@ func (e *Engine) closeContainer(tx *store.Tx, c *container, partial bool, sig *r
 	}
 	if c.Level == LevelCase {
 		e.b.CasesClosed++
+		e.b.Aggregated += len(c.Children)
 	} else {
 		e.b.PalletsClosed++
 	}

@@ -2,17 +2,19 @@ package line
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/serialine/serialine/drivers"
 	"github.com/serialine/serialine/edge/config"
+	"github.com/serialine/serialine/edge/serials"
 	"github.com/serialine/serialine/edge/store"
 	"github.com/serialine/serialine/sync/gs1"
 	"github.com/serialine/serialine/sync/record"
 )
 
-// BatchRequest creates and starts a batch.
+// BatchRequest creates a batch (work order).
 type BatchRequest struct {
 	GTIN    string
 	Lot     string
@@ -30,20 +32,27 @@ func (e *Engine) product(gtin string) config.Product {
 	return config.Product{}
 }
 
-// StartBatch creates and starts a batch; the batch id is the lot.
-func (e *Engine) StartBatch(ctx context.Context, req BatchRequest) (string, error) {
-	v, err := e.do(ctx, "start batch", func(tx *store.Tx) (any, error) {
-		return e.startBatch(tx, req)
-	})
+func serialSpec(p config.Product) serials.Spec {
+	spec := serials.Spec{Length: p.Serials.Length, Alphabet: p.Serials.Alphabet}
+	if spec.Length == 0 {
+		spec.Length = 12
+	}
+	return spec
+}
+
+// CreateBatch creates a batch; the batch id is the lot. It runs after a
+// supervisor signs the line clearance and someone starts it.
+func (e *Engine) CreateBatch(ctx context.Context, req BatchRequest) (string, error) {
+	v, err := e.do(ctx, "create batch", func(tx *store.Tx) (any, error) { return e.createBatch(tx, req) })
 	if err != nil {
 		return "", err
 	}
 	return v.(string), nil
 }
 
-func (e *Engine) startBatch(tx *store.Tx, req BatchRequest) (string, error) {
+func (e *Engine) createBatch(tx *store.Tx, req BatchRequest) (string, error) {
 	if e.b != nil && e.b.State != BatchClosed {
-		return "", ruleErr("batch %s is %s on this line: close it before starting another", e.b.ID, e.b.State)
+		return "", ruleErr("batch %s is %s on this line: close it before creating another", e.b.ID, e.b.State)
 	}
 	p := e.product(req.GTIN)
 	if p.GTIN == "" {
@@ -59,19 +68,17 @@ func (e *Engine) startBatch(tx *store.Tx, req BatchRequest) (string, error) {
 	if tx.Has(store.Batches, []byte(req.Lot)) {
 		return "", ruleErr("batch %s already exists on this line", req.Lot)
 	}
-	minGrade, err := drivers.ParseGrade(p.MinGrade)
+	minGrade, err := drivers.ParseMinGrade(p.MinGrade)
 	if err != nil {
 		return "", ruleErr("product %s min_grade: %v", p.GTIN, err)
 	}
 	b := &batch{
 		ID: req.Lot, GTIN: p.GTIN, Product: p.Name, Lot: req.Lot, Expiry: req.Expiry, Planned: req.Planned,
 		UnitsPerCase: p.Packaging.UnitsPerCase, CasesPerPallet: p.Packaging.CasesPerPallet,
-		MinGrade: float64(minGrade), ConfigHash: e.cfg.Hash, State: BatchRunning,
+		MinGrade: float64(minGrade), ConfigHash: e.cfg.Hash, State: BatchCreated,
 	}
-	if _, err := tx.Append(record.KindBatchStarted, record.BatchStarted{
-		Batch: b.ID, Line: e.cfg.Line.ID, GTIN: b.GTIN, Product: b.Product, Lot: b.Lot, Expiry: b.Expiry,
-		Planned: b.Planned, UnitsPerCase: b.UnitsPerCase, CasesPerPallet: b.CasesPerPallet,
-		MinGrade: b.MinGrade, ConfigHash: b.ConfigHash, StartedBy: req.By,
+	if _, err := tx.Append(record.KindBatchCreated, record.BatchCreated{
+		Batch: b.ID, Line: e.cfg.Line.ID, GTIN: b.GTIN, Product: b.Product, Lot: b.Lot, Expiry: b.Expiry, Planned: b.Planned, CreatedBy: req.By,
 	}); err != nil {
 		return "", err
 	}
@@ -79,13 +86,238 @@ func (e *Engine) startBatch(tx *store.Tx, req BatchRequest) (string, error) {
 		return "", err
 	}
 	e.b = b
-	e.lastHeadMove = e.now()
-	e.log.Info().Str("batch", b.ID).Str("gtin", b.GTIN).Int("planned", b.Planned).Msg("batch started")
+	e.log.Info().Str("batch", b.ID).Str("gtin", b.GTIN).Int("planned", b.Planned).Msg("batch created")
 	return b.ID, nil
 }
 
-// StartAutoBatch starts the config's batch: unless a batch with that lot
-// already exists (a restart resumes it instead).
+// ClearLine records the supervisor's line clearance for the active batch.
+func (e *Engine) ClearLine(ctx context.Context, by string, sig *record.Signature, note string) error {
+	_, err := e.do(ctx, "line clearance", func(tx *store.Tx) (any, error) {
+		if e.b == nil || e.b.State != BatchCreated {
+			return nil, ruleErr("line clearance applies to a created batch (active: %s)", e.describe())
+		}
+		if sig == nil && by != "config" {
+			return nil, ruleErr("line clearance needs a supervisor's e-signature")
+		}
+		if _, err := tx.Append(record.KindLineClearance, record.LineClearance{Batch: e.b.ID, Signature: sig, By: by, Note: note}); err != nil {
+			return nil, err
+		}
+		return nil, e.setState(tx, BatchCleared, "line clearance", by)
+	})
+	return err
+}
+
+// Start starts the active batch after line clearance: it reserves the
+// batch's serials (planned + overage) from the pool and, if configured,
+// runs the start-of-batch challenge before the first product unit.
+func (e *Engine) Start(ctx context.Context, by string) error {
+	_, err := e.do(ctx, "start", func(tx *store.Tx) (any, error) { return nil, e.start(tx, by) })
+	return err
+}
+
+func (e *Engine) start(tx *store.Tx, by string) error {
+	b := e.b
+	if b == nil || b.State != BatchCleared {
+		return ruleErr("a batch starts after line clearance (active: %s)", e.describe())
+	}
+	p := e.product(b.GTIN)
+	need := b.Planned + (b.Planned*p.Serials.OveragePercent+99)/100
+	have := serials.Available(tx, b.GTIN)
+	if have < need {
+		if p.Serials.Source == "import" {
+			return ruleErr("GTIN %s has %d serials in its pool; batch %s needs %d (planned %d + %d%% overage): import more from the Level 4 system", b.GTIN, have, b.ID, need, b.Planned, p.Serials.OveragePercent)
+		}
+		if err := serials.Generate(tx, b.GTIN, serialSpec(p), need-have); err != nil {
+			return ruleErr("batch %s: %v", b.ID, err)
+		}
+		if _, err := tx.Append(record.KindSerialsGenerated, record.Serials{GTIN: b.GTIN, Count: need - have, Source: "generated", By: by}); err != nil {
+			return err
+		}
+	}
+	list, err := serials.Reserve(tx, b.GTIN, b.ID, need)
+	if err != nil {
+		return err
+	}
+	if err := appendSerials(tx, record.KindSerialsReserved, b.ID, b.GTIN, list, by); err != nil {
+		return err
+	}
+	b.Allocated = need
+	if _, err := tx.Append(record.KindBatchStarted, record.BatchStarted{
+		Batch: b.ID, Line: e.cfg.Line.ID, GTIN: b.GTIN, Product: b.Product, Lot: b.Lot, Expiry: b.Expiry,
+		Planned: b.Planned, UnitsPerCase: b.UnitsPerCase, CasesPerPallet: b.CasesPerPallet,
+		MinGrade: b.MinGrade, ConfigHash: b.ConfigHash, StartedBy: by,
+	}); err != nil {
+		return err
+	}
+	if err := e.checkPool(tx); err != nil {
+		return err
+	}
+	e.lastHeadMove = e.now()
+	if kinds := e.cfg.Edge.Challenge.AtStart; len(kinds) > 0 {
+		b.Challenge = &challenge{Pending: append([]string(nil), kinds...), Trigger: "batch_start"}
+	}
+	if every := e.cfg.Edge.Challenge.Every; every > 0 {
+		b.NextChallenge = every
+	}
+	return e.setState(tx, BatchRunning, "start", by)
+}
+
+// topUp reserves more serials for a running batch whose reserved serials
+// ran out before the planned good quantity (rejects beyond the overage).
+// When the pool cannot provide them the line is held with an alarm.
+func (e *Engine) topUp(tx *store.Tx) error {
+	b := e.b
+	p := e.product(b.GTIN)
+	n := max(b.Planned-b.Good-len(b.InFlight), 1)
+	n = max(n, (b.Planned*p.Serials.OveragePercent+99)/100)
+	if have := serials.Available(tx, b.GTIN); have < n {
+		if p.Serials.Source == "import" {
+			msg := fmt.Sprintf("batch %s needs %d more serials and the pool of GTIN %s has %d: import more; line held", b.ID, n, b.GTIN, have)
+			if err := e.alarm(tx, "serials_exhausted", true, msg); err != nil {
+				return err
+			}
+			return e.setState(tx, BatchHeld, msg, "system")
+		}
+		if err := serials.Generate(tx, b.GTIN, serialSpec(p), n-have); err != nil {
+			msg := fmt.Sprintf("batch %s: %v; line held", b.ID, err)
+			if aerr := e.alarm(tx, "serials_exhausted", true, msg); aerr != nil {
+				return aerr
+			}
+			return e.setState(tx, BatchHeld, msg, "system")
+		}
+		if _, err := tx.Append(record.KindSerialsGenerated, record.Serials{GTIN: b.GTIN, Count: n - have, Source: "generated", By: "system"}); err != nil {
+			return err
+		}
+	}
+	list, err := serials.Reserve(tx, b.GTIN, b.ID, n)
+	if err != nil {
+		return err
+	}
+	b.Allocated += n
+	e.log.Info().Str("batch", b.ID).Int("serials", n).Msg("batch topped up with more serials")
+	return appendSerials(tx, record.KindSerialsReserved, b.ID, b.GTIN, list, "system")
+}
+
+// ImportSerials adds a Level 4 system's serial list to a GTIN's pool, all
+// or nothing, and records it.
+func (e *Engine) ImportSerials(ctx context.Context, gtin string, list []serials.Entry, source, by string) error {
+	_, err := e.do(ctx, "import serials", func(tx *store.Tx) (any, error) {
+		p := e.product(gtin)
+		if p.GTIN == "" {
+			return nil, ruleErr("GTIN %s is not a product of line %s", gtin, e.cfg.Line.ID)
+		}
+		if err := serials.Import(tx, gtin, serialSpec(p), list); err != nil {
+			var ie *serials.ImportError
+			if errors.As(err, &ie) {
+				return nil, &RuleError{Msg: ie.Error()}
+			}
+			return nil, err
+		}
+		got := make([]string, len(list))
+		for i, x := range list {
+			got[i] = x.Serial
+		}
+		const part = 5000
+		parts := (len(got) + part - 1) / part
+		for i := 0; i < parts; i++ {
+			chunk := got[i*part : min(len(got), (i+1)*part)]
+			if _, err := tx.Append(record.KindSerialsImported, record.Serials{GTIN: gtin, Count: len(got), Serials: chunk, Part: i + 1, Parts: parts, Source: source, By: by}); err != nil {
+				return nil, err
+			}
+		}
+		if e.b != nil && e.b.GTIN == gtin {
+			return nil, e.checkPool(tx)
+		}
+		return nil, nil
+	})
+	return err
+}
+
+// appendSerials records a serial list in parts of at most 5,000 serials.
+func appendSerials(tx *store.Tx, kind record.Kind, batch, gtin string, list []string, by string) error {
+	const part = 5000
+	parts := (len(list) + part - 1) / part
+	for i := 0; i < parts; i++ {
+		chunk := list[i*part : min(len(list), (i+1)*part)]
+		if _, err := tx.Append(kind, record.Serials{Batch: batch, GTIN: gtin, Count: len(list), Serials: chunk, Part: i + 1, Parts: parts, By: by}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPool raises (once) or clears the pool low-water alarm.
+func (e *Engine) checkPool(tx *store.Tx) error {
+	p := e.product(e.b.GTIN)
+	if p.Serials.LowWater <= 0 {
+		return nil
+	}
+	have := serials.Available(tx, p.GTIN)
+	return e.alarm(tx, "pool_low", have < p.Serials.LowWater,
+		fmt.Sprintf("serial pool of GTIN %s is low: %d left (low water %d)", p.GTIN, have, p.Serials.LowWater))
+}
+
+// alarm raises or clears a named alarm on the active batch, recording the change.
+func (e *Engine) alarm(tx *store.Tx, code string, active bool, msg string) error {
+	b := e.b
+	on := false
+	for _, a := range b.Alarms {
+		on = on || a == code
+	}
+	if on == active {
+		return nil
+	}
+	if active {
+		b.Alarms = append(b.Alarms, code)
+		e.log.Warn().Str("alarm", code).Msg(msg)
+	} else {
+		out := b.Alarms[:0]
+		for _, a := range b.Alarms {
+			if a != code {
+				out = append(out, a)
+			}
+		}
+		b.Alarms = out
+	}
+	_, err := tx.Append(record.KindAlarm, record.Alarm{Code: code, Active: active, Message: msg})
+	return err
+}
+
+func (e *Engine) describe() string {
+	if e.b == nil {
+		return "none"
+	}
+	return e.b.ID + " " + e.b.State
+}
+
+// StartBatch creates a batch, records the line clearance and starts it.
+func (e *Engine) StartBatch(ctx context.Context, req BatchRequest, clearance *record.Signature) (string, error) {
+	v, err := e.do(ctx, "start batch", func(tx *store.Tx) (any, error) {
+		id, err := e.createBatch(tx, req)
+		if err != nil {
+			return nil, err
+		}
+		by := req.By
+		if clearance == nil && by != "config" {
+			return nil, ruleErr("line clearance needs a supervisor's e-signature")
+		}
+		if _, err := tx.Append(record.KindLineClearance, record.LineClearance{Batch: id, Signature: clearance, By: by}); err != nil {
+			return nil, err
+		}
+		if err := e.setState(tx, BatchCleared, "line clearance", by); err != nil {
+			return nil, err
+		}
+		return id, e.start(tx, by)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// StartAutoBatch starts the config's batch (unattended lines and the demo)
+// unless a batch with that lot already exists: a restart resumes it. The
+// line clearance is recorded as given by the configuration, not e-signed.
 func (e *Engine) StartAutoBatch(ctx context.Context) error {
 	ab := e.cfg.Batch
 	if ab == nil {
@@ -95,7 +327,17 @@ func (e *Engine) StartAutoBatch(ctx context.Context) error {
 		if tx.Has(store.Batches, []byte(ab.Lot)) {
 			return nil, nil
 		}
-		return e.startBatch(tx, BatchRequest{GTIN: ab.GTIN, Lot: ab.Lot, Expiry: ab.Expiry, Planned: ab.Planned, By: "config"})
+		id, err := e.createBatch(tx, BatchRequest{GTIN: ab.GTIN, Lot: ab.Lot, Expiry: ab.Expiry, Planned: ab.Planned, By: "config"})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.Append(record.KindLineClearance, record.LineClearance{Batch: id, By: "config", Note: "unattended start from the line configuration"}); err != nil {
+			return nil, err
+		}
+		if err := e.setState(tx, BatchCleared, "line clearance (configured)", "config"); err != nil {
+			return nil, err
+		}
+		return nil, e.start(tx, "config")
 	})
 	return err
 }
@@ -108,7 +350,7 @@ func (e *Engine) setState(tx *store.Tx, to, reason, by string) error {
 	return err
 }
 
-// Hold, Resume and Stop change the batch state.
+// Hold pauses a running batch: no new labels; units in flight finish.
 func (e *Engine) Hold(ctx context.Context, by, reason string) error {
 	return e.transition(ctx, by, reason, BatchHeld, BatchRunning)
 }
@@ -118,9 +360,9 @@ func (e *Engine) Resume(ctx context.Context, by, reason string) error {
 	return e.transition(ctx, by, reason, BatchRunning, BatchHeld)
 }
 
-// Stop stops a running or held batch (no more units).
+// Stop ends production of a running or held batch; it can then be closed.
 func (e *Engine) Stop(ctx context.Context, by, reason string) error {
-	return e.transition(ctx, by, reason, BatchStopped, BatchRunning, BatchHeld)
+	return e.transition(ctx, by, reason, BatchStopped, BatchRunning, BatchHeld, BatchComplete)
 }
 
 func (e *Engine) transition(ctx context.Context, by, reason, to string, from ...string) error {
@@ -135,9 +377,104 @@ func (e *Engine) transition(ctx context.Context, by, reason, to string, from ...
 		if !ok {
 			return nil, ruleErr("batch %s is %s: cannot go to %s", e.b.ID, e.b.State, to)
 		}
+		if to == BatchRunning && e.b.Challenge != nil && e.b.Challenge.Active == "failed" {
+			// A failed challenge holds the line until a new challenge passes.
+			e.b.Challenge = &challenge{Pending: append([]string(nil), e.cfg.Edge.Challenge.AtStart...), Trigger: "after_failure"}
+			if len(e.b.Challenge.Pending) == 0 {
+				e.b.Challenge.Pending = []string{ChallengeWrongData}
+			}
+		}
 		return nil, e.setState(tx, to, reason, by)
 	})
 	return err
+}
+
+// CloseRequest closes a batch.
+type CloseRequest struct {
+	By string
+	// LooseReason explains good units not in a closed container (e.g. an
+	// open case at the end of the batch).
+	LooseReason string
+	// Signature approves a reconciliation with unexplained differences.
+	Signature *record.Signature
+}
+
+// CloseBatch returns the batch's unused serials to the pool and records the
+// reconciliation: allocated = commissioned + returned unused; commissioned =
+// good + rejected + samples + destroyed; good = aggregated + loose. A batch
+// whose numbers do not balance (or with loose units and no reason) closes
+// only with a supervisor's e-signature and reason.
+func (e *Engine) CloseBatch(ctx context.Context, req CloseRequest) (record.Reconciliation, error) {
+	v, err := e.do(ctx, "close batch", func(tx *store.Tx) (any, error) {
+		b := e.b
+		if b == nil || (b.State != BatchStopped && b.State != BatchComplete) {
+			return nil, ruleErr("a batch closes after it is stopped or complete (active: %s)", e.describe())
+		}
+		if len(b.InFlight) > 0 {
+			return nil, ruleErr("batch %s still has %d units awaiting a verdict", b.ID, len(b.InFlight))
+		}
+		returned, err := serials.Release(tx, b.ID)
+		if err != nil {
+			return nil, err
+		}
+		b.Returned = len(returned)
+		rec := record.Reconciliation{
+			Allocated: b.Allocated, Commissioned: b.Commissioned, ReturnedUnused: b.Returned,
+			Good: b.Good - b.Samples - b.Destroyed, Rejected: b.Rejected, Samples: b.Samples, Destroyed: b.Destroyed,
+			Aggregated: b.Aggregated,
+		}
+		rec.Loose = rec.Good - rec.Aggregated
+		var problems []string
+		if rec.Allocated != rec.Commissioned+rec.ReturnedUnused {
+			problems = append(problems, fmt.Sprintf("allocated %d != commissioned %d + returned %d", rec.Allocated, rec.Commissioned, rec.ReturnedUnused))
+		}
+		if rec.Commissioned != rec.Good+rec.Rejected+rec.Samples+rec.Destroyed {
+			problems = append(problems, fmt.Sprintf("commissioned %d != good %d + rejected %d + samples %d + destroyed %d", rec.Commissioned, rec.Good, rec.Rejected, rec.Samples, rec.Destroyed))
+		}
+		if rec.Loose > 0 && req.LooseReason == "" {
+			problems = append(problems, fmt.Sprintf("%d good units are not in a closed container and no reason was given", rec.Loose))
+		}
+		balanced := len(problems) == 0
+		if !balanced && (req.Signature == nil || req.Signature.Reason == "") {
+			return nil, ruleErr("batch %s does not reconcile: %s; closing needs a supervisor's e-signature with a reason", b.ID, joinProblems(problems))
+		}
+		if len(returned) > 0 {
+			if err := appendSerials(tx, record.KindSerialsReturned, b.ID, b.GTIN, returned, req.By); err != nil {
+				return nil, err
+			}
+		}
+		body := record.BatchClosed{Batch: b.ID, Reconciliation: rec, Balanced: balanced, Signature: req.Signature}
+		if req.LooseReason != "" || len(problems) > 0 {
+			body.Notes = req.LooseReason
+			body.Problems = problems
+		}
+		if _, err := tx.Append(record.KindBatchClosed, body); err != nil {
+			return nil, err
+		}
+		if err := e.setState(tx, BatchClosed, "close", req.By); err != nil {
+			return nil, err
+		}
+		if err := e.saveBatch(tx); err != nil {
+			return nil, err
+		}
+		e.b = nil
+		return rec, tx.Delete(store.State, []byte("active_batch"))
+	})
+	if err != nil {
+		return record.Reconciliation{}, err
+	}
+	return v.(record.Reconciliation), nil
+}
+
+func joinProblems(p []string) string {
+	s := ""
+	for i, x := range p {
+		if i > 0 {
+			s += "; "
+		}
+		s += x
+	}
+	return s
 }
 
 // speedometer measures verdicts per minute over the last minute.
@@ -167,5 +504,3 @@ func (s *speedometer) perMinute(now time.Time) float64 {
 	}
 	return float64(count-1) / span.Minutes()
 }
-
-var _ = fmt.Sprintf

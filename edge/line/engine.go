@@ -76,9 +76,12 @@ type Engine struct {
 	fx           effects
 	speed        speedometer
 
-	status atomic.Pointer[Status]
-	ready  chan struct{}
-	once   sync.Once
+	status  atomic.Pointer[Status]
+	stopped chan struct{} // closed when the engine loop has ended
+	// processed counts camera events applied and committed (tests wait on it).
+	processed atomic.Int64
+	ready     chan struct{}
+	once      sync.Once
 }
 
 type event interface{}
@@ -146,19 +149,20 @@ func New(opt Options) (*Engine, error) {
 		ahead = 3
 	}
 	e := &Engine{
-		opt:    opt,
-		cfg:    opt.Config,
-		db:     opt.Store,
-		dev:    opt.Devices,
-		log:    opt.Log.With().Str("line", opt.Config.Line.ID).Logger(),
-		now:    opt.Now,
-		ahead:  ahead,
-		events: make(chan event, 1024),
-		cmds:   make(chan command),
-		printQ: make(chan drivers.Label, ahead+64),
-		plcQ:   make(chan plcOp, 4096),
-		health: map[string]drivers.Health{},
-		ready:  make(chan struct{}),
+		opt:     opt,
+		cfg:     opt.Config,
+		db:      opt.Store,
+		dev:     opt.Devices,
+		log:     opt.Log.With().Str("line", opt.Config.Line.ID).Logger(),
+		now:     opt.Now,
+		ahead:   ahead,
+		events:  make(chan event, 1024),
+		cmds:    make(chan command),
+		printQ:  make(chan drivers.Label, ahead+64),
+		plcQ:    make(chan plcOp, 4096),
+		health:  map[string]drivers.Health{},
+		ready:   make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	e.status.Store(&Status{Line: opt.Config.Line.ID, Edge: opt.Config.Edge.ID, State: "Starting", PackML: PackMLStarting})
 	return e, nil
@@ -215,6 +219,10 @@ func (e *Engine) recoverState() error {
 		}
 		e.b = &b
 		for _, f := range b.InFlight {
+			if f.Challenge != "" {
+				e.requeueChallenge(f.Challenge)
+				continue
+			}
 			if err := e.decommission(tx, f.Serial, ReasonRestart, "unknown"); err != nil {
 				return err
 			}
@@ -228,7 +236,11 @@ func (e *Engine) recoverState() error {
 	})
 }
 
+// ErrStopped: the engine is not running (any more).
+var ErrStopped = errors.New("line engine is not running")
+
 func (e *Engine) loop(ctx context.Context) error {
+	defer close(e.stopped)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	group := e.cfg.Edge.GroupCommit
@@ -297,6 +309,12 @@ func (e *Engine) step(evs []event) error {
 		return err
 	}
 	e.flush()
+	for _, ev := range evs {
+		switch ev.(type) {
+		case evReading, evReadError:
+			e.processed.Add(1)
+		}
+	}
 	return nil
 }
 
@@ -319,15 +337,15 @@ func (e *Engine) runCommand(c command) error {
 		e.fx = effects{}
 		var re *RuleError
 		if errors.As(err, &re) {
-			c.reply <- cmdResult{err: err}
 			e.publish()
+			c.reply <- cmdResult{err: err}
 			return nil
 		}
 		c.reply <- cmdResult{err: err}
 		return fmt.Errorf("line engine: command %s: %w", c.name, err)
 	}
+	e.flush() // status published before the caller hears back
 	c.reply <- cmdResult{v: res}
-	e.flush()
 	return nil
 }
 
@@ -338,6 +356,8 @@ func (e *Engine) do(ctx context.Context, name string, fn func(tx *store.Tx) (any
 	case e.cmds <- c:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-e.stopped:
+		return nil, ErrStopped
 	}
 	select {
 	case r := <-c.reply:

@@ -13,7 +13,8 @@ import (
 
 func startBatch(t testing.TB, r *rig, lot string, planned int) {
 	t.Helper()
-	if _, err := r.eng.StartBatch(context.Background(), BatchRequest{GTIN: "09506000134352", Lot: lot, Expiry: "281130", Planned: planned, By: "sup"}); err != nil {
+	sig := &record.Signature{User: "sup", Name: "Sue Pervisor", Meaning: "line clearance"}
+	if _, err := r.eng.StartBatch(context.Background(), BatchRequest{GTIN: "09506000134352", Lot: lot, Expiry: "281130", Planned: planned, By: "sup"}, sig); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -69,15 +70,15 @@ func TestRejectReasonsAndPLC(t *testing.T) {
 		return rd, true
 	}
 	r := newRig(t, testConfig(4, 10), "", out)
-	startBatch(t, r, "LOT2", 10)
-	s := r.waitFor("10 verdicts", func(s Status) bool { return s.Good+s.Rejected == 10 })
+	startBatch(t, r, "LOT2", 6)
+	s := r.waitFor("6 good units", func(s Status) bool { return s.State == "Complete" })
 	want := map[string]int{ReasonNoRead: 1, ReasonGrade: 1, ReasonMismatch: 1, ReasonUnparseable: 1}
 	for reason, n := range want {
 		if s.Reasons[reason] != n {
 			t.Errorf("reason %s: %d, want %d (all: %v)", reason, s.Reasons[reason], n, s.Reasons)
 		}
 	}
-	if s.Good != 6 || s.CasesClosed != 1 || s.OpenCaseFill != 2 {
+	if s.Good != 6 || s.Commissioned != 10 || s.CasesClosed != 1 || s.OpenCaseFill != 2 {
 		t.Fatalf("status %+v", s)
 	}
 	r.waitFor("PLC rejects", func(Status) bool { return r.plc.Rejects() == 4 })
@@ -97,10 +98,10 @@ func TestNoVerdictInTimeIsRejected(t *testing.T) {
 	}
 	r := newRig(t, testConfig(4, 10), "", out)
 	startBatch(t, r, "LOT3", 5)
-	s := r.waitFor("5 verdicts", func(s Status) bool { return s.Good+s.Rejected == 5 })
+	s := r.waitFor("5 good units", func(s Status) bool { return s.State == "Complete" })
 	// Unit 2 is missed: either the next read skips it (out of sequence) or
 	// its deadline passes first. Both reject, never pass.
-	if s.Rejected != 1 || s.Reasons[ReasonOutOfSequence]+s.Reasons[ReasonTimeout] != 1 {
+	if s.Good != 5 || s.Rejected != 1 || s.Reasons[ReasonOutOfSequence]+s.Reasons[ReasonTimeout] != 1 {
 		t.Fatalf("status %+v", s)
 	}
 	r.stop()
@@ -115,8 +116,8 @@ func TestLastUnitWithoutReadTimesOut(t *testing.T) {
 	}
 	r := newRig(t, testConfig(4, 10), "", out)
 	startBatch(t, r, "LOT3B", 3)
-	s := r.waitFor("3 verdicts", func(s Status) bool { return s.Good+s.Rejected == 3 })
-	if s.Reasons[ReasonTimeout] != 1 {
+	s := r.waitFor("3 good units", func(s Status) bool { return s.State == "Complete" })
+	if s.Good != 3 || s.Reasons[ReasonTimeout] != 1 {
 		t.Fatalf("status %+v", s)
 	}
 	r.stop()
@@ -135,8 +136,8 @@ func TestDuplicateReadRejectsSecondUnit(t *testing.T) {
 	}
 	r := newRig(t, testConfig(4, 10), "", out)
 	startBatch(t, r, "LOT4", 4)
-	s := r.waitFor("4 verdicts", func(s Status) bool { return s.Good+s.Rejected == 4 })
-	if s.Rejected != 1 || s.Reasons[ReasonDuplicate] != 1 {
+	s := r.waitFor("4 good units", func(s Status) bool { return s.State == "Complete" })
+	if s.Good != 4 || s.Rejected != 1 || s.Reasons[ReasonDuplicate] != 1 {
 		t.Fatalf("status %+v", s)
 	}
 	r.stop()
@@ -252,7 +253,7 @@ func TestRestartMidBatch(t *testing.T) {
 			}
 		}
 	}
-	if len(seen) != 50 || restart == 0 || s.Good+s.Rejected != 50 || s.Reasons[ReasonRestart] != restart {
+	if s.Good != 50 || restart == 0 || len(seen) != s.Good+s.Rejected || s.Reasons[ReasonRestart] != restart {
 		t.Fatalf("%d serials, %d decommissioned at restart, status %+v", len(seen), restart, s)
 	}
 	_ = store.State

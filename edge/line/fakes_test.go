@@ -100,6 +100,8 @@ func good(n int, l drivers.Label) (drivers.Reading, bool) {
 }
 
 type rig struct {
+	mu      sync.Mutex
+	labels  []drivers.Label // every label printed, in order
 	t       testing.TB
 	cfg     *config.Line
 	db      *store.DB
@@ -157,6 +159,9 @@ func newRig(t testing.TB, cfg *config.Line, dir string, out outcome) *rig {
 				return
 			case l := <-r.printer.out:
 				n++
+				r.mu.Lock()
+				r.labels = append(r.labels, l)
+				r.mu.Unlock()
 				if out == nil {
 					continue
 				}

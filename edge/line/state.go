@@ -12,6 +12,8 @@ const (
 	UnitGood           = "good"           // verified: data matches, grade >= minimum
 	UnitRejected       = "rejected"       // verdict fail; physically rejected at the gate
 	UnitDecommissioned = "decommissioned" // taken out of use (reject disposition, restart, print failure)
+	UnitSample         = "sample"         // a good unit pulled as a QA sample
+	UnitDestroyed      = "destroyed"      // a good unit destroyed after verification (damaged)
 )
 
 // Reject reasons recorded as evidence.
@@ -30,6 +32,8 @@ const (
 
 // Batch states (PackML-flavoured).
 const (
+	BatchCreated  = "created" // waiting for line clearance
+	BatchCleared  = "cleared" // line clearance signed; ready to start
 	BatchRunning  = "running"
 	BatchHeld     = "held"
 	BatchStopped  = "stopped"
@@ -48,6 +52,14 @@ type unit struct {
 	Grade  float64 `json:"g,omitempty"`
 }
 
+// challenge is a running challenge test: kinds still to run and the one
+// whose unit is on its way.
+type challenge struct {
+	Pending []string `json:"pending"`
+	Active  string   `json:"active,omitempty"`
+	Trigger string   `json:"trigger"`
+}
+
 // inflight is a unit sent to the printer and awaiting its camera verdict.
 type inflight struct {
 	Serial string `json:"s"`
@@ -56,6 +68,8 @@ type inflight struct {
 	// Deadline is when the unit is rejected without a verdict (fail-safe);
 	// set when the unit becomes the head of the queue.
 	Deadline int64 `json:"d,omitempty"`
+	// Challenge marks a challenge unit (its kind), not a product unit.
+	Challenge string `json:"c,omitempty"`
 }
 
 // batch is the persisted state of a batch (work order).
@@ -71,6 +85,16 @@ type batch struct {
 	MinGrade       float64 `json:"min_grade"`
 	ConfigHash     string  `json:"config_hash"`
 	State          string  `json:"state"`
+
+	Allocated     int        `json:"allocated"` // serials reserved for the batch
+	Returned      int        `json:"returned"`  // unused serials returned to the pool at close
+	Samples       int        `json:"samples"`
+	Destroyed     int        `json:"destroyed"` // good units destroyed after verification
+	Aggregated    int        `json:"aggregated"`
+	Challenge     *challenge `json:"challenge,omitempty"`
+	NextChallenge int        `json:"next_challenge,omitempty"` // commissioned count that triggers the next interval challenge
+	ChallengeSeq  int        `json:"challenge_seq,omitempty"`
+	Alarms        []string   `json:"alarms,omitempty"`
 
 	NextSeq        uint64         `json:"next_seq"`
 	Commissioned   int            `json:"commissioned"`

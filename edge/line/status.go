@@ -47,6 +47,8 @@ type Status struct {
 	LastSeq        uint64            `json:"last_seq"`
 	AckedSeq       uint64            `json:"acked_seq"`
 	PendingSync    uint64            `json:"pending_sync"`
+	Alarms         []string          `json:"alarms,omitempty"`
+	Challenge      string            `json:"challenge,omitempty"` // running challenge kind, or "failed"
 }
 
 // Status returns the latest snapshot (safe from any goroutine).
@@ -93,6 +95,13 @@ func (e *Engine) publish() {
 		s.CasesClosed, s.PalletsClosed = b.CasesClosed, b.PalletsClosed
 		s.OpenCase, s.OpenPallet = b.OpenCase, b.OpenPallet
 		s.LastSerial = b.LastSerial
+		s.Alarms = append([]string(nil), b.Alarms...)
+		if c := b.Challenge; c != nil {
+			s.Challenge = c.Active
+			if s.Challenge == "" && len(c.Pending) > 0 {
+				s.Challenge = c.Pending[0]
+			}
+		}
 		s.OpenCaseFill = e.fillOf(b.OpenCase)
 		s.OpenPalletFill = e.fillOf(b.OpenPallet)
 	}

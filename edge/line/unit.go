@@ -1,32 +1,50 @@
 package line
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 
 	"github.com/serialine/serialine/drivers"
+	"github.com/serialine/serialine/edge/serials"
 	"github.com/serialine/serialine/edge/store"
 	"github.com/serialine/serialine/sync/gs1"
 	"github.com/serialine/serialine/sync/record"
 )
 
 // fill keeps the printer fed: while the batch runs and every device is
-// healthy, allocate serials and commission units up to print-ahead labels in
-// flight. Each unit is recorded (unit.commissioned) in this transaction; the
-// label goes to the printer only after commit.
+// healthy, take serials reserved for the batch and commission units until
+// print-ahead labels are in flight and good + in flight reaches the planned
+// quantity. Each unit is recorded (unit.commissioned) in this transaction;
+// its label goes to the printer only after commit. Challenge units go first.
 func (e *Engine) fill(tx *store.Tx) (bool, error) {
 	b := e.b
 	if b == nil || b.State != BatchRunning || !e.devicesOK() {
 		return false, nil
 	}
+	e.challengeDue()
+	if e.fillChallenge(tx) {
+		return true, nil
+	}
 	dirty := false
-	for len(b.InFlight) < e.ahead && b.Commissioned < b.Planned {
-		serial, err := e.newSerial(tx, b.GTIN)
+	for len(b.InFlight) < e.ahead && b.Good+len(b.InFlight) < b.Planned {
+		gtin, serial, err := serials.Take(tx, b.ID)
+		if errors.Is(err, serials.ErrExhausted) {
+			// Rejects used up the overage: top the batch up from the pool
+			// (recorded), or hold the line if the pool cannot provide.
+			if err := e.topUp(tx); err != nil {
+				return true, err
+			}
+			if b.State != BatchRunning {
+				return true, nil
+			}
+			continue
+		}
 		if err != nil {
 			return dirty, err
+		}
+		if gtin != b.GTIN || tx.Has(store.Units, unitKey(gtin, serial)) {
+			return dirty, fmt.Errorf("line engine: reserved serial %s of GTIN %s is not usable for batch %s", serial, gtin, b.ID)
 		}
 		b.NextSeq++
 		u := unit{Batch: b.ID, Seq: b.NextSeq, Status: UnitCommissioned}
@@ -41,11 +59,10 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 			return dirty, err
 		}
 		now := e.now()
-		f := inflight{Serial: serial, Seq: b.NextSeq, SentAt: now.UnixNano()}
 		if len(b.InFlight) == 0 {
 			e.lastHeadMove = now
 		}
-		b.InFlight = append(b.InFlight, f)
+		b.InFlight = append(b.InFlight, inflight{Serial: serial, Seq: b.NextSeq, SentAt: now.UnixNano()})
 		b.Commissioned++
 		b.LastSerial = serial
 		e.fx.prints = append(e.fx.prints, drivers.Label{
@@ -53,50 +70,22 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 			Text: map[string]string{"GTIN": b.GTIN, "SN": serial, "LOT": b.Lot, "EXP": b.Expiry, "PRODUCT": b.Product},
 		})
 		dirty = true
+		if b.Challenge == nil && b.NextChallenge > 0 && b.Commissioned >= b.NextChallenge {
+			break // an interval challenge is due: let the queue drain
+		}
 	}
-	if b.Commissioned >= b.Planned && len(b.InFlight) == 0 && b.State == BatchRunning {
+	if b.Good >= b.Planned && len(b.InFlight) == 0 && b.State == BatchRunning {
 		if err := e.setState(tx, BatchComplete, "planned quantity reached", "system"); err != nil {
 			return dirty, err
 		}
 		dirty = true
 	}
+	if dirty {
+		if err := e.checkPool(tx); err != nil {
+			return dirty, err
+		}
+	}
 	return dirty, nil
-}
-
-// newSerial draws a random serial that was never used for this GTIN. The
-// units bucket holds every serial ever allocated per GTIN, so a collision is
-// simply drawn again.
-func (e *Engine) newSerial(tx *store.Tx, gtin string) (string, error) {
-	p := e.product(gtin)
-	length := p.Serials.Length
-	if length <= 0 {
-		length = 12
-	}
-	alphabet := "0123456789"
-	if p.Serials.Alphabet == "alphanumeric" {
-		alphabet = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-	}
-	max := big.NewInt(int64(len(alphabet)))
-	buf := make([]byte, length)
-	for try := 0; try < 64; try++ {
-		for i := range buf {
-			n, err := rand.Int(rand.Reader, max)
-			if err != nil {
-				return "", err
-			}
-			buf[i] = alphabet[n.Int64()]
-		}
-		if alphabet[0] == '0' && buf[0] == '0' && len(alphabet) == 10 {
-			// Keep numeric serials at full length: a leading zero is fine for
-			// GS1, but people drop it in spreadsheets.
-			buf[0] = '1' + byte(int(buf[1])%9)
-		}
-		s := string(buf)
-		if !tx.Has(store.Units, unitKey(gtin, s)) {
-			return s, nil
-		}
-	}
-	return "", fmt.Errorf("serial space of GTIN %s is exhausted (64 random draws all used)", gtin)
 }
 
 // verdict matches a camera reading to the unit it belongs to and records the
@@ -168,6 +157,9 @@ func (e *Engine) judge(tx *store.Tx, f inflight, r drivers.Reading, els gs1.Elem
 	b.InFlight = b.InFlight[1:]
 	now := e.now()
 	e.lastHeadMove = now
+	if f.Challenge != "" {
+		return e.judgeChallenge(tx, f, r, els, pass, reason)
+	}
 	key := unitKey(b.GTIN, f.Serial)
 	var u unit
 	if ok, err := tx.GetJSON(store.Units, key, &u); err != nil || !ok {
@@ -270,14 +262,18 @@ func (e *Engine) timers(tx *store.Tx) (bool, error) {
 		if e.lastHeadMove.After(start) {
 			start = e.lastHeadMove
 		}
-		if now.Sub(start) < timeout {
+		limit := timeout
+		if head.Challenge != "" && e.cfg.Edge.Challenge.Timeout > 0 {
+			limit = e.cfg.Edge.Challenge.Timeout.D()
+		}
+		if now.Sub(start) < limit {
 			break
 		}
 		e.log.Warn().Str("serial", head.Serial).Dur("timeout", timeout).Msg("no verdict in time: rejecting unit")
 		if err := e.judge(tx, head, drivers.Reading{Camera: e.dev.CameraName, NoRead: true}, nil, false, ReasonTimeout); err != nil {
 			return dirty, err
 		}
-		e.lastHeadMove = start.Add(timeout) // the next unit gets its own full window
+		e.lastHeadMove = start.Add(limit) // the next unit gets its own full window
 		dirty = true
 	}
 	return dirty, nil
@@ -298,6 +294,10 @@ func (e *Engine) printFailed(tx *store.Tx, serial string, perr error) error {
 		b.InFlight = append(b.InFlight[:i], b.InFlight[i+1:]...)
 		if i == 0 {
 			e.lastHeadMove = e.now()
+		}
+		if f.Challenge != "" {
+			e.requeueChallenge(f.Challenge)
+			return nil
 		}
 		key := unitKey(b.GTIN, serial)
 		var u unit

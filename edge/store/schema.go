@@ -5,42 +5,49 @@ package store
 const SchemaVersion = 1
 
 var (
-	bucketMeta       = []byte("meta")       // schema, edge id, epoch, chain head, acked seq
-	bucketLog        = []byte("log")        // seq (8 bytes BE) -> stored record (outbox and replay source)
-	bucketBatches    = []byte("batches")    // batch id -> batch state (owner: edge/line)
-	bucketUnits      = []byte("units")      // gtin 0x00 serial -> unit state: the per-GTIN used-serial set
-	bucketContainers = []byte("containers") // sscc -> container state
-	bucketState      = []byte("state")      // small named values (active batch, counters)
-	bucketChildren   = []byte("children")   // parent sscc 0x00 child id -> nothing: parent/child links
+	bucketMeta = []byte("meta") // schema, edge id, epoch, chain head, acked seq
+	bucketLog  = []byte("log")  // seq (8 bytes BE) -> stored record (outbox and replay source)
 
-	allBuckets = [][]byte{bucketMeta, bucketLog, bucketBatches, bucketUnits, bucketContainers, bucketState, bucketChildren}
+	// Buckets the line engine uses through Tx, by name.
+	buckets = map[Bucket][]byte{
+		Batches:    []byte("batches"),    // batch id -> batch state
+		Units:      []byte("units"),      // gtin 0x00 serial -> unit state: every serial ever used per GTIN
+		Containers: []byte("containers"), // sscc -> container state
+		State:      []byte("state"),      // small named values (active batch, counters, config hash)
+		Pool:       []byte("pool"),       // gtin 0x00 random sort key -> serial: available serials, drawn in random order
+		PoolIndex:  []byte("pool_index"), // gtin 0x00 serial -> sort key: membership of the pool
+		Reserved:   []byte("reserved"),   // batch 0x00 random sort key -> gtin 0x00 serial: serials allocated to a batch
+	}
 )
 
-// Bucket names the line engine may use through Tx.Get/Put/Delete/Cursor.
+// Bucket names a bucket the line engine may use through Tx.
 type Bucket int
 
+// The engine's buckets.
 const (
 	Batches Bucket = iota
 	Units
 	Containers
 	State
-	Children
+	Pool
+	PoolIndex
+	Reserved
 )
 
 func (b Bucket) name() []byte {
-	switch b {
-	case Batches:
-		return bucketBatches
-	case Units:
-		return bucketUnits
-	case Containers:
-		return bucketContainers
-	case State:
-		return bucketState
-	case Children:
-		return bucketChildren
+	n, ok := buckets[b]
+	if !ok {
+		panic("store: unknown bucket")
 	}
-	panic("store: unknown bucket")
+	return n
+}
+
+func allBuckets() [][]byte {
+	out := [][]byte{bucketMeta, bucketLog}
+	for _, n := range buckets {
+		out = append(out, n)
+	}
+	return out
 }
 
 // meta keys

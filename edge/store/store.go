@@ -94,7 +94,7 @@ func Open(path string, opt Options) (db *DB, err error) {
 
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
+		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -216,6 +216,16 @@ func (t *Tx) PutJSON(b Bucket, key []byte, v any) error {
 
 // Delete removes a key.
 func (t *Tx) Delete(b Bucket, key []byte) error { return t.tx.Bucket(b.name()).Delete(key) }
+
+// First returns the first key/value with the prefix (copies), or nil.
+func (t *Tx) First(b Bucket, prefix []byte) (k, v []byte) {
+	c := t.tx.Bucket(b.name()).Cursor()
+	k, v = c.Seek(prefix)
+	if k == nil || !bytes.HasPrefix(k, prefix) {
+		return nil, nil
+	}
+	return append([]byte(nil), k...), append([]byte(nil), v...)
+}
 
 // ForEachPrefix calls fn for every key with the prefix (copies are passed).
 func (t *Tx) ForEachPrefix(b Bucket, prefix []byte, fn func(k, v []byte) error) error {

@@ -158,6 +158,36 @@ func validateValue(d AIDef, v string) error {
 			return fmt.Errorf("(%s) %w", d.AI, err)
 		}
 	}
+	if d.DateYYMMD {
+		if err := checkYYMMDD(v, true); err != nil {
+			return fmt.Errorf("(%s) date: %v", d.AI, err)
+		}
+	}
+	return nil
+}
+
+// checkYYMMDD validates a GS1 date: month 01-12, a day that exists in that
+// month (leap years included), or day 00 where allowed.
+func checkYYMMDD(v string, dayZero bool) error {
+	yy := int(v[0]-'0')*10 + int(v[1]-'0')
+	mm := int(v[2]-'0')*10 + int(v[3]-'0')
+	dd := int(v[4]-'0')*10 + int(v[5]-'0')
+	if mm < 1 || mm > 12 {
+		return fmt.Errorf("month %02d not valid", mm)
+	}
+	if dd == 0 {
+		if dayZero {
+			return nil
+		}
+		return fmt.Errorf("day 00 not allowed")
+	}
+	days := [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[mm]
+	if mm == 2 && yy%4 == 0 { // 2000-2099: every year divisible by 4 is a leap year
+		days = 29
+	}
+	if dd > days {
+		return fmt.Errorf("day %02d not valid for month %02d", dd, mm)
+	}
 	return nil
 }
 

@@ -9,7 +9,16 @@ type Kind string
 const (
 	KindEdgeStarted        Kind = "edge.started"
 	KindConfigApplied      Kind = "config.applied"
+	KindBatchCreated       Kind = "batch.created"
+	KindLineClearance      Kind = "batch.line_clearance"
 	KindBatchStarted       Kind = "batch.started"
+	KindSerialsReserved    Kind = "serials.reserved"
+	KindSerialsReturned    Kind = "serials.returned"
+	KindSerialsImported    Kind = "serials.imported"
+	KindSerialsGenerated   Kind = "serials.generated"
+	KindUnitDisposition    Kind = "unit.disposition"
+	KindChallenge          Kind = "challenge"
+	KindAlarm              Kind = "alarm"
 	KindBatchStateChanged  Kind = "batch.state"
 	KindBatchClosed        Kind = "batch.closed"
 	KindUnitCommissioned   Kind = "unit.commissioned"
@@ -19,6 +28,8 @@ const (
 	KindPacked             Kind = "packed"
 	KindUnpacked           Kind = "unpacked"
 	KindContainerClosed    Kind = "container.closed"
+	KindContainerReopened  Kind = "container.reopened"
+	KindCaseRead           Kind = "aggregation.read"
 	KindDowntimeStarted    Kind = "downtime.started"
 	KindDowntimeEnded      Kind = "downtime.ended"
 	KindCalibration        Kind = "calibration"
@@ -79,6 +90,71 @@ type BatchStarted struct {
 	Signature      *Signature `json:"signature,omitempty"`
 }
 
+// BatchCreated: a batch (work order) was created; it runs after line clearance.
+type BatchCreated struct {
+	Batch     string `json:"batch"`
+	Line      string `json:"line"`
+	GTIN      string `json:"gtin"`
+	Product   string `json:"product"`
+	Lot       string `json:"lot"`
+	Expiry    string `json:"expiry"`
+	Planned   int    `json:"planned"`
+	CreatedBy string `json:"created_by"`
+}
+
+// LineClearance: a supervisor confirmed the line is clear of material
+// from earlier batches (e-signed).
+type LineClearance struct {
+	Batch     string     `json:"batch"`
+	Signature *Signature `json:"signature,omitempty"`
+	By        string     `json:"by"`
+	Note      string     `json:"note,omitempty"`
+}
+
+// Serials lists serials allocated to or returned from a batch, or added to
+// a pool. Long lists are split over several records (Part, Parts).
+type Serials struct {
+	Batch   string   `json:"batch,omitempty"`
+	GTIN    string   `json:"gtin"`
+	Count   int      `json:"count"`
+	Serials []string `json:"serials,omitempty"`
+	Part    int      `json:"part,omitempty"`
+	Parts   int      `json:"parts,omitempty"`
+	Source  string   `json:"source,omitempty"` // generated | import file name
+	By      string   `json:"by,omitempty"`
+}
+
+// UnitDisposition: what happened to a unit taken out of the saleable flow.
+type UnitDisposition struct {
+	Batch       string     `json:"batch"`
+	GTIN        string     `json:"gtin"`
+	Serial      string     `json:"serial"`
+	Disposition string     `json:"disposition"` // destroyed, sample, rework
+	Reason      string     `json:"reason,omitempty"`
+	Signature   *Signature `json:"signature,omitempty"`
+}
+
+// Challenge is the evidence of a challenge test: a known-bad unit must be
+// rejected for the expected reason.
+type Challenge struct {
+	Batch    string  `json:"batch"`
+	Kind     string  `json:"kind"` // wrong_data, no_read, bad_grade
+	Passed   bool    `json:"passed"`
+	Verdict  string  `json:"verdict"` // reject reason seen, or "pass" when the bad unit was accepted
+	Data     string  `json:"data,omitempty"`
+	Grade    float64 `json:"grade,omitempty"`
+	Camera   string  `json:"camera,omitempty"`
+	Trigger  string  `json:"trigger"`  // batch_start, interval, manual
+	Rejected bool    `json:"rejected"` // reject signal sent to the PLC
+}
+
+// Alarm is raised or cleared on the line.
+type Alarm struct {
+	Code    string `json:"code"` // e.g. pool_low, challenge_failed
+	Active  bool   `json:"active"`
+	Message string `json:"message"`
+}
+
 // BatchState records a batch state transition (hold, resume, stop ...).
 type BatchState struct {
 	Batch  string `json:"batch"`
@@ -106,6 +182,8 @@ type BatchClosed struct {
 	Batch          string         `json:"batch"`
 	Reconciliation Reconciliation `json:"reconciliation"`
 	Balanced       bool           `json:"balanced"`
+	Problems       []string       `json:"problems,omitempty"` // what did not reconcile
+	Notes          string         `json:"notes,omitempty"`    // e.g. why good units are loose
 	Signature      *Signature     `json:"signature,omitempty"`
 }
 
@@ -158,6 +236,36 @@ type Packed struct {
 	Parent   string   `json:"parent"` // SSCC
 	Level    string   `json:"level"`  // level of the parent
 	Children []string `json:"children"`
+}
+
+// Unpacked removes children from a parent container (rework).
+type Unpacked struct {
+	Batch     string     `json:"batch"`
+	Parent    string     `json:"parent"`
+	Level     string     `json:"level"`
+	Children  []string   `json:"children"`
+	Reason    string     `json:"reason,omitempty"`
+	Signature *Signature `json:"signature,omitempty"`
+}
+
+// ContainerReopened: a closed container is opened again for rework.
+type ContainerReopened struct {
+	Batch     string     `json:"batch"`
+	SSCC      string     `json:"sscc"`
+	Level     string     `json:"level"`
+	Reason    string     `json:"reason,omitempty"`
+	Signature *Signature `json:"signature,omitempty"`
+}
+
+// CaseRead is the evidence of an automatic aggregation read: the case
+// camera's list of unit codes and the engine's verdict on it.
+type CaseRead struct {
+	Batch    string   `json:"batch"`
+	Camera   string   `json:"camera"`
+	SSCC     string   `json:"sscc,omitempty"`
+	Codes    []string `json:"codes"`
+	Accepted bool     `json:"accepted"`
+	Problem  string   `json:"problem,omitempty"`
 }
 
 // ContainerClosed: a container is complete and validated.
