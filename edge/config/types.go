@@ -26,6 +26,8 @@ type Line struct {
 	// of its bytes. Neither is read from YAML.
 	File string `yaml:"-"`
 	Hash string `yaml:"-"`
+
+	pos map[string]pos // where each key was, for Validate's errors
 }
 
 // LineInfo names the line.
