@@ -29,6 +29,16 @@ var (
 	ErrExists = errors.New("already exists")
 )
 
+// Continues reports whether a write that expects `after` may follow the
+// stored head (ok=false: nothing stored). A zero-seq `after` starts a new
+// epoch, which must be newer than the stored one.
+func Continues(stored record.Head, ok bool, after record.Head) bool {
+	if after.Seq == 0 {
+		return !ok || stored.Epoch < after.Epoch
+	}
+	return ok && stored == after
+}
+
 // Edge is an enrolled edge and its public key(s).
 type Edge struct {
 	ID         string
@@ -41,6 +51,11 @@ type Edge struct {
 type Stored struct {
 	Record record.Record
 	Hash   record.Hash
+}
+
+// Head returns the chain head after this record.
+func (s Stored) Head() record.Head {
+	return record.Head{Epoch: s.Record.Epoch, Seq: s.Record.Seq, Hash: s.Hash}
 }
 
 // Quarantined is a record (or raw payload) that failed verification: kept,
