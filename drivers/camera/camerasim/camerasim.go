@@ -1,0 +1,332 @@
+// Package camerasim simulates a vision reader on a real TCP socket. The
+// camera "sees" units (See, fed by the printer simulator) and emits one
+// result line per unit in the driver's default format for its profile:
+// dataman "]d2<data>|<grade>" continuously, keyence "<data>:<grade>" or
+// "ERROR" after each "LON" trigger. Outcomes are drawn from configured
+// rates with a seeded generator, or forced one by one for scenario tests.
+package camerasim
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Outcome of one read.
+type Outcome int
+
+// Outcomes.
+const (
+	Random    Outcome = iota // drawn from the rates
+	Good                     // data as printed, grade A
+	NoRead                   // the no-read string
+	BadGrade                 // data as printed, grade D
+	Mismatch                 // one character of the data changed
+	Duplicate                // the previous unit's data again
+	Garbage                  // a line that does not parse
+)
+
+// Options configure the simulator.
+type Options struct {
+	Name    string
+	Profile string // dataman (default) or keyence
+	Seed    uint64
+	Rates   Rates
+	Delay   time.Duration // between seeing a unit and its result line
+}
+
+// Rates are the probabilities of each bad outcome per unit.
+type Rates struct {
+	NoRead, BadGrade, Mismatch, Duplicate float64
+}
+
+// Sim is the simulated camera.
+type Sim struct {
+	opt Options
+	log zerolog.Logger
+	ln  net.Listener
+
+	mu      sync.Mutex
+	rng     *rand.Rand
+	forced  []Outcome
+	prev    string
+	silent  bool
+	conns   map[net.Conn]bool
+	pending []string // keyence: lines waiting for a trigger
+	seen    int
+	counts  map[Outcome]int
+	lines   chan string
+	wg      sync.WaitGroup
+}
+
+// New creates a simulator.
+func New(opt Options, log zerolog.Logger) *Sim {
+	if opt.Profile == "" {
+		opt.Profile = "dataman"
+	}
+	if opt.Name == "" {
+		opt.Name = "camerasim"
+	}
+	return &Sim{opt: opt, log: log.With().Str("sim", opt.Name).Logger(), rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x5e71a1)),
+		conns: map[net.Conn]bool{}, counts: map[Outcome]int{}, lines: make(chan string, 4096)}
+}
+
+// Listen binds the TCP port.
+func (s *Sim) Listen(addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.ln = ln
+	return ln.Addr(), nil
+}
+
+// Addr is the bound address.
+func (s *Sim) Addr() string { return s.ln.Addr().String() }
+
+// SetRates changes the outcome probabilities.
+func (s *Sim) SetRates(r Rates) {
+	s.mu.Lock()
+	s.opt.Rates = r
+	s.mu.Unlock()
+}
+
+// Next forces the outcome of the next unit seen.
+func (s *Sim) Next(o Outcome) {
+	s.mu.Lock()
+	s.forced = append(s.forced, o)
+	s.mu.Unlock()
+}
+
+// SetSilent stops (or resumes) sending result lines: a hung camera.
+func (s *Sim) SetSilent(v bool) {
+	s.mu.Lock()
+	s.silent = v
+	s.mu.Unlock()
+}
+
+// Counts returns the units seen and how many of each outcome.
+func (s *Sim) Counts() (seen int, outcomes map[Outcome]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[Outcome]int, len(s.counts))
+	for k, v := range s.counts {
+		m[k] = v
+	}
+	return s.seen, m
+}
+
+// DropClients closes every client connection.
+func (s *Sim) DropClients() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+func (s *Sim) draw() Outcome {
+	if len(s.forced) > 0 {
+		o := s.forced[0]
+		s.forced = s.forced[1:]
+		if o != Random {
+			return o
+		}
+	}
+	r := s.opt.Rates
+	x := s.rng.Float64()
+	switch {
+	case x < r.NoRead:
+		return NoRead
+	case x < r.NoRead+r.BadGrade:
+		return BadGrade
+	case x < r.NoRead+r.BadGrade+r.Mismatch:
+		return Mismatch
+	case x < r.NoRead+r.BadGrade+r.Mismatch+r.Duplicate:
+		return Duplicate
+	}
+	return Good
+}
+
+// Line renders the result line of an outcome for a profile.
+func Line(profile string, o Outcome, data, prev string) string {
+	keyence := profile == "keyence"
+	grade := "A"
+	switch o {
+	case NoRead:
+		if keyence {
+			return "ERROR"
+		}
+		return "NoRead"
+	case Garbage:
+		return "\x01garbage without fields"
+	case BadGrade:
+		grade = "D"
+	case Mismatch:
+		if n := len(data); n > 0 {
+			c := data[n-1]
+			if c == '0' {
+				c = '1'
+			} else {
+				c = '0'
+			}
+			data = data[:n-1] + string(c)
+		}
+	case Duplicate:
+		if prev != "" {
+			data = prev
+		}
+	}
+	if keyence {
+		return data + ":" + grade
+	}
+	return "]d2" + data + "|" + grade
+}
+
+// Challenge labels (serial prefix CHKNR / CHKBG, see edge/line) stand for
+// the defaced challenge cards a plant puts on the line: the camera cannot
+// read a CHKNR label and grades a CHKBG label D.
+func challengeOutcome(data string) Outcome {
+	i := strings.Index(data, "21CHK")
+	if i < 0 || len(data) < i+7 {
+		return Random
+	}
+	switch data[i+5 : i+7] {
+	case "NR":
+		return NoRead
+	case "BG":
+		return BadGrade
+	}
+	return Random
+}
+
+// See makes the camera read a unit whose printed data is data (element
+// string with GS separators, no symbology identifier).
+func (s *Sim) See(data string) {
+	s.mu.Lock()
+	o := challengeOutcome(data)
+	if o == Random {
+		o = s.draw()
+	}
+	line := Line(s.opt.Profile, o, data, s.prev)
+	s.prev = data
+	s.seen++
+	s.counts[o]++
+	silent := s.silent
+	s.mu.Unlock()
+	if silent {
+		return
+	}
+	if s.opt.Delay > 0 {
+		time.Sleep(s.opt.Delay) // the conveyor between printer and camera
+	}
+	select {
+	case s.lines <- line:
+	default:
+		s.log.Warn().Msg("result line dropped: no client keeps up")
+	}
+}
+
+// Serve accepts clients and sends result lines until ctx ends.
+func (s *Sim) Serve(ctx context.Context) error {
+	if s.ln == nil {
+		return errors.New("camerasim: Listen first")
+	}
+	go func() {
+		<-ctx.Done()
+		s.ln.Close()
+		s.DropClients()
+	}()
+	s.wg.Add(1)
+	go s.broadcast(ctx)
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			s.wg.Wait()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		s.mu.Lock()
+		s.conns[c] = true
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go s.readCommands(c)
+	}
+}
+
+func (s *Sim) send(line string) {
+	s.mu.Lock()
+	conns := make([]net.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := fmt.Fprintf(c, "%s\r\n", line); err != nil {
+			c.Close()
+		}
+	}
+}
+
+// broadcast sends lines to every client (dataman: at once; keyence: one
+// per trigger received).
+func (s *Sim) broadcast(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case line := <-s.lines:
+			if s.opt.Profile == "keyence" {
+				s.mu.Lock()
+				s.pending = append(s.pending, line)
+				s.mu.Unlock()
+				continue
+			}
+			s.send(line)
+		}
+	}
+}
+
+func (s *Sim) readCommands(c net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\r')
+		if err != nil {
+			return
+		}
+		cmd := strings.TrimSpace(line)
+		switch {
+		case cmd == "LON":
+			s.mu.Lock()
+			var out string
+			if len(s.pending) > 0 {
+				out, s.pending = s.pending[0], s.pending[1:]
+			} else {
+				out = "ERROR" // triggered with nothing in view
+			}
+			s.mu.Unlock()
+			s.send(out)
+		case strings.HasPrefix(cmd, "||>TRIGGER ON"):
+			// DataMan in continuous mode ignores the trigger.
+		}
+	}
+}
