@@ -68,7 +68,7 @@ func schemaFor(t reflect.Type, path string) map[string]any {
 		s["description"] = d
 	}
 	switch {
-	case t == durationType:
+	case isDuration(t):
 		s["type"] = "string"
 		s["pattern"] = `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 		return s

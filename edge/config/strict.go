@@ -75,8 +75,12 @@ func join(path, key string) string {
 
 var (
 	durationType = reflect.TypeOf(Duration(0))
+	timeDuration = reflect.TypeOf(time.Duration(0))
 	nodeType     = reflect.TypeOf(yaml.Node{})
 )
+
+// isDuration: config.Duration, and time.Duration in driver options.
+func isDuration(t reflect.Type) bool { return t == durationType || t == timeDuration }
 
 // yamlFields maps yaml key names to struct field indexes.
 func yamlFields(t reflect.Type) (map[string]int, []string) {
@@ -121,7 +125,7 @@ func (d *strict) decode(n *yaml.Node, v reflect.Value, path string) {
 	case t == nodeType:
 		v.Set(reflect.ValueOf(*n))
 		return
-	case t == durationType:
+	case isDuration(t):
 		if n.Kind != yaml.ScalarNode {
 			d.errf(n, path, "want a duration like 250ms, 2s or 1h30m")
 			return
