@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -163,6 +164,9 @@ func (z zerologHandler) Handle(_ context.Context, r slog.Record) error {
 	msg := r.Message
 	if msg == "" {
 		msg = "broker"
+	}
+	if strings.Contains(buf.String(), "use of closed network connection") {
+		return nil // connections closing at shutdown
 	}
 	ev.Str("attrs", buf.String()).Msg(msg)
 	return nil

@@ -86,6 +86,9 @@ type LineSummary struct {
 	LastSeen       time.Time
 	LastStatus     *wire.Status
 	QuarantinedNum int64
+	// Conflicts counts identifiers (serials, SSCCs) this edge recorded that
+	// another edge had already used: a compliance alert.
+	Conflicts int64
 }
 
 // Store is central's compliance store.

@@ -199,7 +199,9 @@ func TestDriverAgainstSim(t *testing.T) {
 	}{
 		{camerasim.NoRead, func(r drivers.Reading, err error) bool { return err == nil && r.NoRead }},
 		{camerasim.BadGrade, func(r drivers.Reading, err error) bool { return err == nil && r.Grade == 1 }},
-		{camerasim.Mismatch, func(r drivers.Reading, err error) bool { return err == nil && r.Data != unitData && len(r.Data) == len(unitData) }},
+		{camerasim.Mismatch, func(r drivers.Reading, err error) bool {
+			return err == nil && r.Data != unitData && len(r.Data) == len(unitData)
+		}},
 		{camerasim.Duplicate, func(r drivers.Reading, err error) bool { return err == nil && r.Data == unitData }},
 		{camerasim.Garbage, func(r drivers.Reading, err error) bool { return errors.Is(err, drivers.ErrMalformed) }},
 		{camerasim.Good, func(r drivers.Reading, err error) bool { return err == nil && r.Data == "other" }},

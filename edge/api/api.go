@@ -17,6 +17,7 @@ import (
 
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/line"
+	"github.com/serialine/serialine/edge/serials"
 	"github.com/serialine/serialine/sync/record"
 )
 
@@ -43,13 +44,21 @@ func New(listen string, eng *line.Engine, users []config.User, log zerolog.Logge
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, eng.Status()) })
-	mux.HandleFunc("POST /api/v1/batches", s.role("supervisor", s.startBatch))
+	mux.HandleFunc("POST /api/v1/batches", s.role("supervisor", s.createBatch))
+	mux.HandleFunc("POST /api/v1/batch/clearance", s.role("operator", s.clearance))
+	mux.HandleFunc("POST /api/v1/batch/start", s.role("operator", s.start))
 	mux.HandleFunc("POST /api/v1/batch/hold", s.role("operator", s.batchState(eng.Hold)))
 	mux.HandleFunc("POST /api/v1/batch/resume", s.role("operator", s.batchState(eng.Resume)))
 	mux.HandleFunc("POST /api/v1/batch/stop", s.role("supervisor", s.batchState(eng.Stop)))
+	mux.HandleFunc("POST /api/v1/batch/close", s.role("supervisor", s.closeBatch))
+	mux.HandleFunc("POST /api/v1/serials/import", s.role("supervisor", s.importSerials))
+	mux.HandleFunc("POST /api/v1/units/{serial}/disposition", s.role("operator", s.dispose))
+	mux.HandleFunc("POST /api/v1/units/{serial}/pull", s.role("operator", s.pull))
 	mux.HandleFunc("POST /api/v1/containers", s.role("operator", s.openContainer))
 	mux.HandleFunc("POST /api/v1/containers/{sscc}/pack", s.role("operator", s.pack))
+	mux.HandleFunc("POST /api/v1/containers/{sscc}/unpack", s.role("operator", s.unpack))
 	mux.HandleFunc("POST /api/v1/containers/{sscc}/close", s.role("operator", s.close))
+	mux.HandleFunc("POST /api/v1/caseread", s.role("operator", s.caseRead))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -125,7 +134,7 @@ func (s *Server) sign(sig *Signature, min string) (*record.Signature, error) {
 	return &record.Signature{User: u.ID, Name: u.Name, Meaning: sig.Meaning, Reason: sig.Reason, Time: s.now().UTC().Format(time.RFC3339)}, nil
 }
 
-func (s *Server) startBatch(w http.ResponseWriter, r *http.Request, u config.User) {
+func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, u config.User) {
 	var req struct {
 		GTIN    string `json:"gtin"`
 		Lot     string `json:"lot"`
@@ -135,12 +144,155 @@ func (s *Server) startBatch(w http.ResponseWriter, r *http.Request, u config.Use
 	if !readJSON(w, r, &req) {
 		return
 	}
-	id, err := s.eng.StartBatch(r.Context(), line.BatchRequest{GTIN: req.GTIN, Lot: req.Lot, Expiry: req.Expiry, Planned: req.Planned, By: u.ID})
+	id, err := s.eng.CreateBatch(r.Context(), line.BatchRequest{GTIN: req.GTIN, Lot: req.Lot, Expiry: req.Expiry, Planned: req.Planned, By: u.ID})
 	if err != nil {
 		writeEngineErr(w, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"batch": id})
+}
+
+// signed reads a request body holding an e-signature (and other fields)
+// and checks the signature for the minimum role.
+func (s *Server) signed(w http.ResponseWriter, r *http.Request, minRole string, body any, sig **Signature) (*record.Signature, bool) {
+	if !readJSON(w, r, body) {
+		return nil, false
+	}
+	rs, err := s.sign(*sig, minRole)
+	if err != nil {
+		writeErr(w, http.StatusForbidden, err.Error())
+		return nil, false
+	}
+	return rs, true
+}
+
+func (s *Server) clearance(w http.ResponseWriter, r *http.Request, u config.User) {
+	var req struct {
+		Note      string     `json:"note"`
+		Signature *Signature `json:"signature"`
+	}
+	sig, ok := s.signed(w, r, "supervisor", &req, &req.Signature)
+	if !ok {
+		return
+	}
+	if err := s.eng.ClearLine(r.Context(), sig.User, sig, req.Note); err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, s.eng.Status())
+}
+
+func (s *Server) start(w http.ResponseWriter, r *http.Request, u config.User) {
+	if err := s.eng.Start(r.Context(), u.ID); err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, s.eng.Status())
+}
+
+func (s *Server) closeBatch(w http.ResponseWriter, r *http.Request, u config.User) {
+	var req struct {
+		LooseReason string     `json:"loose_reason"`
+		Signature   *Signature `json:"signature"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	var sig *record.Signature
+	if req.Signature != nil {
+		var err error
+		if sig, err = s.sign(req.Signature, "supervisor"); err != nil {
+			writeErr(w, http.StatusForbidden, err.Error())
+			return
+		}
+	}
+	rec, err := s.eng.CloseBatch(r.Context(), line.CloseRequest{By: u.ID, LooseReason: req.LooseReason, Signature: sig})
+	if err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, rec)
+}
+
+func (s *Server) importSerials(w http.ResponseWriter, r *http.Request, u config.User) {
+	gtin, format := r.URL.Query().Get("gtin"), r.URL.Query().Get("format")
+	list, err := serials.ParseList(http.MaxBytesReader(w, r.Body, 256<<20), format)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.eng.ImportSerials(r.Context(), gtin, list, "api:"+r.URL.Query().Get("source"), u.ID); err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"gtin": gtin, "imported": len(list)})
+}
+
+func (s *Server) dispose(w http.ResponseWriter, r *http.Request, u config.User) {
+	var req struct {
+		Disposition string     `json:"disposition"`
+		Reason      string     `json:"reason"`
+		Signature   *Signature `json:"signature"`
+	}
+	sig, ok := s.signed(w, r, "supervisor", &req, &req.Signature)
+	if !ok {
+		return
+	}
+	if err := s.eng.Dispose(r.Context(), r.PathValue("serial"), req.Disposition, req.Reason, sig); err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]string{"serial": r.PathValue("serial"), "disposition": req.Disposition})
+}
+
+func (s *Server) pull(w http.ResponseWriter, r *http.Request, u config.User) {
+	var req struct {
+		Disposition string     `json:"disposition"`
+		Reason      string     `json:"reason"`
+		Signature   *Signature `json:"signature"`
+	}
+	sig, ok := s.signed(w, r, "supervisor", &req, &req.Signature)
+	if !ok {
+		return
+	}
+	if err := s.eng.PullGood(r.Context(), r.PathValue("serial"), req.Disposition, req.Reason, sig); err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]string{"serial": r.PathValue("serial"), "disposition": req.Disposition})
+}
+
+func (s *Server) unpack(w http.ResponseWriter, r *http.Request, u config.User) {
+	var req struct {
+		Child     string     `json:"child"`
+		Reason    string     `json:"reason"`
+		Signature *Signature `json:"signature"`
+	}
+	sig, ok := s.signed(w, r, "supervisor", &req, &req.Signature)
+	if !ok {
+		return
+	}
+	if err := s.eng.Unpack(r.Context(), r.PathValue("sscc"), req.Child, req.Reason, sig); err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]string{"unpacked": req.Child, "from": r.PathValue("sscc")})
+}
+
+func (s *Server) caseRead(w http.ResponseWriter, r *http.Request, u config.User) {
+	var req struct {
+		Camera string   `json:"camera"`
+		Codes  []string `json:"codes"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	sscc, err := s.eng.CaseRead(r.Context(), req.Camera, req.Codes)
+	if err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"sscc": sscc})
 }
 
 func (s *Server) batchState(fn func(ctx context.Context, by, reason string) error) func(http.ResponseWriter, *http.Request, config.User) {

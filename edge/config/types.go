@@ -77,6 +77,16 @@ type Company struct {
 	GS1Prefix     string `yaml:"gs1_prefix"`     // GS1 company prefix, 4-12 digits
 	SSCCExtension int    `yaml:"sscc_extension"` // 0-9
 	GLN           string `yaml:"gln"`            // site GLN (13 digits), optional
+	// SSCCRange is this line's block of SSCC serial references. Lines of
+	// one company share the prefix: each needs its own block (allocated by
+	// the Level 4 system) or their SSCCs would collide.
+	SSCCRange SSCCRange `yaml:"sscc_range"`
+}
+
+// SSCCRange is a block of SSCC serial references (inclusive).
+type SSCCRange struct {
+	First uint64 `yaml:"first"`
+	Last  uint64 `yaml:"last"`
 }
 
 // Product is master data for one GTIN.

@@ -150,6 +150,16 @@ func (v *validator) company() {
 	if c.SSCCExtension < 0 || c.SSCCExtension > 9 {
 		v.add("company.sscc_extension", "%d: want one digit 0-9", c.SSCCExtension)
 	}
+	refDigits := 16 - len(c.GS1Prefix)
+	if r := c.SSCCRange; r.First != 0 || r.Last != 0 {
+		max := uint64(math.Pow10(refDigits)) - 1
+		switch {
+		case r.First == 0 || r.Last < r.First:
+			v.add("company.sscc_range", "first %d and last %d: want 1 <= first <= last", r.First, r.Last)
+		case r.Last > max:
+			v.add("company.sscc_range.last", "%d does not fit the %d serial-reference digits left by the %d-digit company prefix (max %d)", r.Last, refDigits, len(c.GS1Prefix), max)
+		}
+	}
 	if c.GLN != "" {
 		if len(c.GLN) != 13 || !digits(c.GLN) {
 			v.add("company.gln", "%q: want 13 digits", c.GLN)

@@ -36,7 +36,7 @@ func (e *Engine) packSequential(tx *store.Tx, serial string) error {
 	if b.OpenCase == "" {
 		sscc, err := e.openContainer(tx, LevelCase)
 		if err != nil {
-			return err
+			return e.holdOnRule(tx, err)
 		}
 		b.OpenCase = sscc
 	}
@@ -61,7 +61,7 @@ func (e *Engine) palletize(tx *store.Tx, c *container) error {
 	if b.OpenPallet == "" {
 		sscc, err := e.openContainer(tx, LevelPallet)
 		if err != nil {
-			return err
+			return e.holdOnRule(tx, err)
 		}
 		b.OpenPallet = sscc
 	}
@@ -192,16 +192,36 @@ func (e *Engine) recordRefusedCaseRead(ctx context.Context, r *caseReadRefused) 
 	return &RuleError{Msg: "case read refused: " + r.problem}
 }
 
+// holdOnRule turns a rule refusal met during production (e.g. the SSCC
+// block is used up) into a held line with an alarm; other errors stay fatal.
+func (e *Engine) holdOnRule(tx *store.Tx, err error) error {
+	var re *RuleError
+	if !errors.As(err, &re) {
+		return err
+	}
+	if aerr := e.alarm(tx, "aggregation_blocked", true, re.Msg+"; line held"); aerr != nil {
+		return aerr
+	}
+	if e.b.State == BatchRunning {
+		return e.setState(tx, BatchHeld, re.Msg, "system")
+	}
+	return nil
+}
+
 // openContainer allocates the next SSCC and records the new container.
 func (e *Engine) openContainer(tx *store.Tx, level string) (string, error) {
 	b := e.b
-	next := uint64(1)
+	r := e.cfg.Company.SSCCRange
+	next := max(r.First, 1)
 	if v := tx.Get(store.State, []byte("sscc_next")); v != nil {
 		n, err := strconv.ParseUint(string(v), 10, 64)
 		if err != nil {
 			return "", fmt.Errorf("line engine: sscc counter %q: %w", v, err)
 		}
-		next = n
+		next = max(n, next)
+	}
+	if r.Last != 0 && next > r.Last {
+		return "", ruleErr("the line's SSCC block %d-%d is used up: configure a new company.sscc_range", r.First, r.Last)
 	}
 	ext := byte('0' + e.cfg.Company.SSCCExtension)
 	sscc, err := gs1.SSCC(ext, e.cfg.Company.GS1Prefix, next)

@@ -111,6 +111,12 @@ func (e *Engine) ClearLine(ctx context.Context, by string, sig *record.Signature
 // batch's serials (planned + overage) from the pool and, if configured,
 // runs the start-of-batch challenge before the first product unit.
 func (e *Engine) Start(ctx context.Context, by string) error {
+	st := e.Status()
+	if st.BatchState == BatchCleared {
+		if err := e.preparePool(ctx, st.GTIN, st.Planned, by); err != nil {
+			return err
+		}
+	}
 	_, err := e.do(ctx, "start", func(tx *store.Tx) (any, error) { return nil, e.start(tx, by) })
 	return err
 }
@@ -121,18 +127,9 @@ func (e *Engine) start(tx *store.Tx, by string) error {
 		return ruleErr("a batch starts after line clearance (active: %s)", e.describe())
 	}
 	p := e.product(b.GTIN)
-	need := b.Planned + (b.Planned*p.Serials.OveragePercent+99)/100
-	have := serials.Available(tx, b.GTIN)
-	if have < need {
-		if p.Serials.Source == "import" {
-			return ruleErr("GTIN %s has %d serials in its pool; batch %s needs %d (planned %d + %d%% overage): import more from the Level 4 system", b.GTIN, have, b.ID, need, b.Planned, p.Serials.OveragePercent)
-		}
-		if err := serials.Generate(tx, b.GTIN, serialSpec(p), need-have); err != nil {
-			return ruleErr("batch %s: %v", b.ID, err)
-		}
-		if _, err := tx.Append(record.KindSerialsGenerated, record.Serials{GTIN: b.GTIN, Count: need - have, Source: "generated", By: by}); err != nil {
-			return err
-		}
+	need := serialsNeeded(p, b.Planned)
+	if have := serials.Available(tx, b.GTIN); have < need {
+		return ruleErr("GTIN %s has %d serials in its pool; batch %s needs %d (planned %d + %d%% overage): import more from the Level 4 system", b.GTIN, have, b.ID, need, b.Planned, p.Serials.OveragePercent)
 	}
 	list, err := serials.Reserve(tx, b.GTIN, b.ID, need)
 	if err != nil {
@@ -169,7 +166,7 @@ func (e *Engine) topUp(tx *store.Tx) error {
 	b := e.b
 	p := e.product(b.GTIN)
 	n := max(b.Planned-b.Good-len(b.InFlight), 1)
-	n = max(n, (b.Planned*p.Serials.OveragePercent+99)/100)
+	n = min(max(n, (b.Planned*p.Serials.OveragePercent+99)/100), serials.ChunkSize)
 	if have := serials.Available(tx, b.GTIN); have < n {
 		if p.Serials.Source == "import" {
 			msg := fmt.Sprintf("batch %s needs %d more serials and the pool of GTIN %s has %d: import more; line held", b.ID, n, b.GTIN, have)
@@ -198,37 +195,82 @@ func (e *Engine) topUp(tx *store.Tx) error {
 	return appendSerials(tx, record.KindSerialsReserved, b.ID, b.GTIN, list, "system")
 }
 
-// ImportSerials adds a Level 4 system's serial list to a GTIN's pool, all
-// or nothing, and records it.
+// ImportSerials validates a Level 4 system's serial list (all of it, every
+// problem reported by line; nothing is imported if any) and adds it to the
+// GTIN's pool in chunks, each chunk with the record listing it.
 func (e *Engine) ImportSerials(ctx context.Context, gtin string, list []serials.Entry, source, by string) error {
-	_, err := e.do(ctx, "import serials", func(tx *store.Tx) (any, error) {
+	_, err := e.doRaw(ctx, "import serials", func() (any, error) {
 		p := e.product(gtin)
 		if p.GTIN == "" {
 			return nil, ruleErr("GTIN %s is not a product of line %s", gtin, e.cfg.Line.ID)
 		}
-		if err := serials.Import(tx, gtin, serialSpec(p), list); err != nil {
-			var ie *serials.ImportError
-			if errors.As(err, &ie) {
-				return nil, &RuleError{Msg: ie.Error()}
-			}
+		if len(list) == 0 {
+			return nil, ruleErr("the serial list is empty")
+		}
+		err := e.db.View(func(tx *store.Tx) error { return serials.Validate(tx, gtin, serialSpec(p), list) })
+		var ie *serials.ImportError
+		if errors.As(err, &ie) {
+			return nil, &RuleError{Msg: ie.Error()}
+		}
+		if err != nil {
 			return nil, err
 		}
-		got := make([]string, len(list))
-		for i, x := range list {
-			got[i] = x.Serial
-		}
-		const part = 5000
-		parts := (len(got) + part - 1) / part
+		parts := (len(list) + serials.ChunkSize - 1) / serials.ChunkSize
 		for i := 0; i < parts; i++ {
-			chunk := got[i*part : min(len(got), (i+1)*part)]
-			if _, err := tx.Append(record.KindSerialsImported, record.Serials{GTIN: gtin, Count: len(got), Serials: chunk, Part: i + 1, Parts: parts, Source: source, By: by}); err != nil {
+			chunk := list[i*serials.ChunkSize : min(len(list), (i+1)*serials.ChunkSize)]
+			err := e.db.Update(func(tx *store.Tx) error {
+				if err := serials.Add(tx, gtin, chunk); err != nil {
+					return err
+				}
+				got := make([]string, len(chunk))
+				for j, x := range chunk {
+					got[j] = x.Serial
+				}
+				_, err := tx.Append(record.KindSerialsImported, record.Serials{GTIN: gtin, Count: len(list), Serials: got, Part: i + 1, Parts: parts, Source: source, By: by})
+				return err
+			})
+			if err != nil {
 				return nil, err
 			}
 		}
-		if e.b != nil && e.b.GTIN == gtin {
-			return nil, e.checkPool(tx)
-		}
 		return nil, nil
+	})
+	return err
+}
+
+func serialsNeeded(p config.Product, planned int) int {
+	return planned + (planned*p.Serials.OveragePercent+99)/100
+}
+
+// preparePool generates the serials a batch of GTIN needs beyond what the
+// pool holds, in chunks (one transaction and one record each), when the
+// product's serials are generated locally. Imported-only products are left
+// alone: Start then refuses with a clear message.
+func (e *Engine) preparePool(ctx context.Context, gtin string, planned int, by string) error {
+	_, err := e.doRaw(ctx, "prepare serials", func() (any, error) {
+		p := e.product(gtin)
+		if p.GTIN == "" || p.Serials.Source == "import" {
+			return nil, nil
+		}
+		need := serialsNeeded(p, planned)
+		for {
+			var made int
+			err := e.db.Update(func(tx *store.Tx) error {
+				missing := need - serials.Available(tx, gtin)
+				if missing <= 0 {
+					return nil
+				}
+				made = min(missing, serials.ChunkSize)
+				if err := serials.Generate(tx, gtin, serialSpec(p), made); err != nil {
+					return ruleErr("GTIN %s: %v", gtin, err)
+				}
+				_, err := tx.Append(record.KindSerialsGenerated, record.Serials{GTIN: gtin, Count: made, Source: "generated", By: by})
+				return err
+			})
+			if err != nil || made == 0 {
+				return nil, err
+			}
+		}
 	})
 	return err
 }
@@ -292,6 +334,9 @@ func (e *Engine) describe() string {
 
 // StartBatch creates a batch, records the line clearance and starts it.
 func (e *Engine) StartBatch(ctx context.Context, req BatchRequest, clearance *record.Signature) (string, error) {
+	if err := e.preparePool(ctx, req.GTIN, req.Planned, req.By); err != nil {
+		return "", err
+	}
 	v, err := e.do(ctx, "start batch", func(tx *store.Tx) (any, error) {
 		id, err := e.createBatch(tx, req)
 		if err != nil {
@@ -322,6 +367,13 @@ func (e *Engine) StartAutoBatch(ctx context.Context) error {
 	ab := e.cfg.Batch
 	if ab == nil {
 		return nil
+	}
+	exists := false
+	if err := e.db.View(func(tx *store.Tx) error { exists = tx.Has(store.Batches, []byte(ab.Lot)); return nil }); err != nil || exists {
+		return err
+	}
+	if err := e.preparePool(ctx, ab.GTIN, ab.Planned, "config"); err != nil {
+		return err
 	}
 	_, err := e.do(ctx, "auto batch", func(tx *store.Tx) (any, error) {
 		if tx.Has(store.Batches, []byte(ab.Lot)) {

@@ -101,6 +101,7 @@ type evHealth struct {
 type command struct {
 	name  string
 	fn    func(tx *store.Tx) (any, error)
+	raw   func() (any, error) // runs on the engine goroutine, managing its own transactions
 	reply chan cmdResult
 }
 
@@ -319,6 +320,17 @@ func (e *Engine) step(evs []event) error {
 }
 
 func (e *Engine) runCommand(c command) error {
+	if c.raw != nil {
+		v, err := c.raw()
+		var re *RuleError
+		if err != nil && !errors.As(err, &re) {
+			c.reply <- cmdResult{err: err}
+			return fmt.Errorf("line engine: command %s: %w", c.name, err)
+		}
+		e.publish()
+		c.reply <- cmdResult{v: v, err: err}
+		return nil
+	}
 	saved := e.snapshotBatch()
 	var res any
 	err := e.db.Update(func(tx *store.Tx) error {
@@ -349,9 +361,19 @@ func (e *Engine) runCommand(c command) error {
 	return nil
 }
 
-// do runs fn as a command on the engine goroutine and waits for its result.
+// do runs fn as a command on the engine goroutine, in one transaction, and
+// waits for its result.
 func (e *Engine) do(ctx context.Context, name string, fn func(tx *store.Tx) (any, error)) (any, error) {
-	c := command{name: name, fn: fn, reply: make(chan cmdResult, 1)}
+	return e.send(ctx, command{name: name, fn: fn, reply: make(chan cmdResult, 1)})
+}
+
+// doRaw runs fn on the engine goroutine; fn makes its own transactions
+// (each of them consistent) and must not touch the batch state.
+func (e *Engine) doRaw(ctx context.Context, name string, fn func() (any, error)) (any, error) {
+	return e.send(ctx, command{name: name, raw: fn, reply: make(chan cmdResult, 1)})
+}
+
+func (e *Engine) send(ctx context.Context, c command) (any, error) {
 	select {
 	case e.cmds <- c:
 	case <-ctx.Done():

@@ -337,7 +337,12 @@ func (s *scenario) exec(text string) {
 	case "timeout":
 		// timeout N: wait until label N got its fail-safe verdict.
 		serial := s.serialRef("unit:" + args[0])
-		s.waitUntil("the verdict of label "+args[0], func() bool { return s.unitStatus(serial) != UnitCommissioned })
+		st := s.r.eng.Status()
+		before := st.Good + st.Rejected
+		s.waitUntil("the verdict of label "+args[0], func() bool {
+			st := s.r.eng.Status()
+			return s.unitStatus(serial) != UnitCommissioned && st.Good+st.Rejected > before
+		})
 	case "expect":
 		s.expect(args)
 	case "open":

@@ -13,13 +13,13 @@ package serials
 import (
 	"bufio"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/big"
 	"strconv"
 	"strings"
 
@@ -55,7 +55,13 @@ func (s Spec) Space() float64 { return math.Pow(float64(len(s.alphabet())), floa
 func (s Spec) Capacity() float64 { return s.Space() * MaxGuessProbability }
 
 func key(gtin, serial string) []byte { return []byte(gtin + "\x00" + serial) }
-func prefix(gtin string) []byte     { return []byte(gtin + "\x00") }
+
+func seqKey(gtin string, n uint64) []byte {
+	k := make([]byte, 0, len(gtin)+9)
+	k = append(k, gtin...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, n)
+}
 
 func counterKey(kind, gtin string) []byte { return []byte(kind + ":" + gtin) }
 
@@ -65,68 +71,109 @@ func getCount(tx *store.Tx, kind, gtin string) int {
 	return n
 }
 
-func addCount(tx *store.Tx, kind, gtin string, d int) error {
-	return tx.Put(store.State, counterKey(kind, gtin), []byte(strconv.Itoa(getCount(tx, kind, gtin)+d)))
+func setCount(tx *store.Tx, kind, gtin string, n int) error {
+	return tx.Put(store.State, counterKey(kind, gtin), []byte(strconv.Itoa(n)))
 }
 
-// Available returns the number of pooled serials of a GTIN.
-func Available(tx *store.Tx, gtin string) int { return getCount(tx, "pool", gtin) }
+func addCount(tx *store.Tx, kind, gtin string, d int) error {
+	return setCount(tx, kind, gtin, getCount(tx, kind, gtin)+d)
+}
 
-// Issued returns the number of serials of a GTIN ever reserved for a batch.
-func Issued(tx *store.Tx, gtin string) int { return getCount(tx, "issued", gtin) }
+// The pool of a GTIN is an append-only sequence (Pool: gtin, counter ->
+// serial). Serials are random, so the order they were generated in is
+// random: drawing them in sequence is drawing at random. "pool_head" is
+// the next counter not yet reserved, "pool_next" the next to append.
+// Reserving is taking a range of counters, O(1) whatever the batch size;
+// bbolt transactions with many random inserts are quadratic (nodes split
+// only at commit), so generation and import write in chunks.
+
+// ChunkSize is the number of serials written per transaction by
+// generation and import.
+const ChunkSize = 2000
+
+// Available returns the number of serials of a GTIN not reserved yet.
+func Available(tx *store.Tx, gtin string) int {
+	return getCount(tx, "pool_next", gtin) - getCount(tx, "pool_head", gtin)
+}
+
+// Known returns the number of distinct serials ever added to the GTIN's
+// pool (the randomisation bound counts them all).
+func Known(tx *store.Tx, gtin string) int { return getCount(tx, "pool_known", gtin) }
 
 // Used reports whether a serial was ever commissioned for the GTIN.
 func Used(tx *store.Tx, gtin, serial string) bool { return tx.Has(store.Units, key(gtin, serial)) }
 
-// InPool reports whether a serial is waiting in the pool.
-func InPool(tx *store.Tx, gtin, serial string) bool { return tx.Has(store.PoolIndex, key(gtin, serial)) }
-
-func sortKey() ([]byte, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, err
-	}
-	return b[:], nil
+// InPool reports whether a serial was ever added to the GTIN's pool
+// (available, reserved or used since).
+func InPool(tx *store.Tx, gtin, serial string) bool {
+	return tx.Has(store.PoolIndex, key(gtin, serial))
 }
 
+// add puts a new serial in the pool and the index of known serials.
 func add(tx *store.Tx, gtin, serial string) error {
-	sk, err := sortKey()
-	if err != nil {
+	if err := tx.Put(store.PoolIndex, key(gtin, serial), []byte{}); err != nil {
 		return err
 	}
-	if err := tx.Put(store.Pool, append(prefix(gtin), sk...), []byte(serial)); err != nil {
+	if err := addCount(tx, "pool_known", gtin, 1); err != nil {
 		return err
 	}
-	if err := tx.Put(store.PoolIndex, key(gtin, serial), sk); err != nil {
-		return err
-	}
-	return addCount(tx, "pool", gtin, 1)
+	return appendPool(tx, gtin, []byte(serial))
 }
 
-// Generate adds n random serials to the GTIN's pool. It refuses to exceed
-// the randomisation bound of the number space.
+// appendPool appends a serial at the end of the pool sequence.
+func appendPool(tx *store.Tx, gtin string, serial []byte) error {
+	n := getCount(tx, "pool_next", gtin)
+	if err := tx.Put(store.Pool, seqKey(gtin, uint64(n)), serial); err != nil {
+		return err
+	}
+	return setCount(tx, "pool_next", gtin, n+1)
+}
+
+// Generate adds n random serials (n <= ChunkSize per transaction) to the
+// GTIN's pool. It refuses to exceed the randomisation bound of the number
+// space.
 func Generate(tx *store.Tx, gtin string, spec Spec, n int) error {
 	if spec.Length < 1 || spec.Length > 20 {
 		return fmt.Errorf("serial length %d: want 1..20", spec.Length)
 	}
-	total := float64(Issued(tx, gtin) + Available(tx, gtin) + n)
+	if n > ChunkSize {
+		return fmt.Errorf("generate %d serials: at most %d per transaction", n, ChunkSize)
+	}
+	total := float64(Known(tx, gtin) + n)
 	if total > spec.Capacity() {
 		return fmt.Errorf("GTIN %s: %.0f serials would exceed 1/10,000 of the %d-character %s number space (at most %.0f): use longer serials",
 			gtin, total, spec.Length, spec.Alphabet, math.Floor(spec.Capacity()))
 	}
 	alpha := spec.alphabet()
-	max := big.NewInt(int64(len(alpha)))
+	// Rejection sampling on random bytes: unbiased characters.
+	limit := byte(256 - 256%len(alpha))
 	buf := make([]byte, spec.Length)
+	random := make([]byte, 0)
+	next := func() (byte, error) {
+		for {
+			if len(random) == 0 {
+				random = make([]byte, 4096)
+				if _, err := rand.Read(random); err != nil {
+					return 0, err
+				}
+			}
+			b := random[0]
+			random = random[1:]
+			if b < limit {
+				return alpha[int(b)%len(alpha)], nil
+			}
+		}
+	}
 	for made, tries := 0, 0; made < n; tries++ {
 		if tries > 64*n+64 {
 			return fmt.Errorf("GTIN %s: could not draw %d unused serials", gtin, n)
 		}
 		for i := range buf {
-			r, err := rand.Int(rand.Reader, max)
+			c, err := next()
 			if err != nil {
 				return err
 			}
-			buf[i] = alpha[r.Int64()]
+			buf[i] = c
 		}
 		s := string(buf)
 		if Used(tx, gtin, s) || InPool(tx, gtin, s) {
@@ -160,10 +207,10 @@ type Entry struct {
 	Line   int
 }
 
-// Import validates a list of serials from a Level 4 system and adds them
-// to the pool, all or nothing: CSET 82 characters, the GTIN's length, no
-// duplicates in the list, none already used or pooled.
-func Import(tx *store.Tx, gtin string, spec Spec, list []Entry) error {
+// Validate checks a list of serials from a Level 4 system: CSET 82
+// characters, the GTIN's length, no duplicates in the list, none already
+// used or pooled. It reports every problem, by line.
+func Validate(tx *store.Tx, gtin string, spec Spec, list []Entry) error {
 	var problems []string
 	seen := make(map[string]int, len(list))
 	for _, e := range list {
@@ -204,12 +251,28 @@ func Import(tx *store.Tx, gtin string, spec Spec, list []Entry) error {
 	if len(problems) > 0 {
 		return &ImportError{Problems: problems}
 	}
+	return nil
+}
+
+// Add appends validated serials (at most ChunkSize per transaction).
+func Add(tx *store.Tx, gtin string, list []Entry) error {
+	if len(list) > ChunkSize {
+		return fmt.Errorf("add %d serials: at most %d per transaction", len(list), ChunkSize)
+	}
 	for _, e := range list {
 		if err := add(tx, gtin, e.Serial); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Import validates and adds a list that fits one transaction.
+func Import(tx *store.Tx, gtin string, spec Spec, list []Entry) error {
+	if err := Validate(tx, gtin, spec, list); err != nil {
+		return err
+	}
+	return Add(tx, gtin, list)
 }
 
 // ParseList reads a serial list from a Level 4 system: CSV (one serial per
@@ -272,42 +335,63 @@ func ParseList(r io.Reader, format string) ([]Entry, error) {
 	return nil, fmt.Errorf("serial list format %q: want csv or json", format)
 }
 
-// Reserve moves n serials from the GTIN's pool to the batch, in the pool's
-// random order, and returns them.
+type span struct {
+	Next uint64 `json:"next"` // next counter to take
+	End  uint64 `json:"end"`  // exclusive
+}
+
+type reservation struct {
+	GTIN  string `json:"gtin"`
+	Spans []span `json:"spans"`
+}
+
+func resKey(batch string) []byte { return []byte("reserved:" + batch) }
+
+func loadRes(tx *store.Tx, batch string) (reservation, error) {
+	var r reservation
+	_, err := tx.GetJSON(store.State, resKey(batch), &r)
+	return r, err
+}
+
+// Reserve allocates the next n serials of the GTIN's pool to the batch and
+// returns them (for the record that documents the allocation).
 func Reserve(tx *store.Tx, gtin, batch string, n int) ([]string, error) {
 	if have := Available(tx, gtin); have < n {
 		return nil, fmt.Errorf("GTIN %s has %d serials in the pool, %d needed", gtin, have, n)
 	}
+	r, err := loadRes(tx, batch)
+	if err != nil {
+		return nil, err
+	}
+	if r.GTIN != "" && r.GTIN != gtin {
+		return nil, fmt.Errorf("batch %s already holds serials of GTIN %s", batch, r.GTIN)
+	}
+	r.GTIN = gtin
+	head := uint64(getCount(tx, "pool_head", gtin))
 	out := make([]string, 0, n)
-	for len(out) < n {
-		k, v := tx.First(store.Pool, prefix(gtin))
-		if k == nil {
-			return nil, fmt.Errorf("GTIN %s: pool counter says %d but the pool is empty", gtin, Available(tx, gtin))
+	for c := head; c < head+uint64(n); c++ {
+		v := tx.Get(store.Pool, seqKey(gtin, c))
+		if v == nil {
+			return nil, fmt.Errorf("GTIN %s: pool entry %d is missing", gtin, c)
 		}
-		serial := string(v)
-		if err := tx.Delete(store.Pool, k); err != nil {
-			return nil, err
-		}
-		if err := tx.Delete(store.PoolIndex, key(gtin, serial)); err != nil {
-			return nil, err
-		}
-		rk := append([]byte(batch+"\x00"), k[len(gtin)+1:]...)
-		if err := tx.Put(store.Reserved, rk, []byte(gtin+"\x00"+serial)); err != nil {
-			return nil, err
-		}
-		out = append(out, serial)
+		out = append(out, string(v))
 	}
-	if err := addCount(tx, "pool", gtin, -n); err != nil {
+	r.Spans = append(r.Spans, span{Next: head, End: head + uint64(n)})
+	if err := setCount(tx, "pool_head", gtin, int(head)+n); err != nil {
 		return nil, err
 	}
-	if err := addCount(tx, "issued", gtin, n); err != nil {
-		return nil, err
-	}
-	return out, addCount(tx, "reserved", batch, n)
+	return out, tx.PutJSON(store.State, resKey(batch), &r)
 }
 
 // Reserved returns how many serials the batch still holds unused.
-func Reserved(tx *store.Tx, batch string) int { return getCount(tx, "reserved", batch) }
+func Reserved(tx *store.Tx, batch string) int {
+	r, _ := loadRes(tx, batch)
+	n := 0
+	for _, s := range r.Spans {
+		n += int(s.End - s.Next)
+	}
+	return n
+}
 
 // ErrExhausted: the batch used all its reserved serials.
 var ErrExhausted = errors.New("no reserved serial left for the batch")
@@ -315,38 +399,49 @@ var ErrExhausted = errors.New("no reserved serial left for the batch")
 // Take hands out the batch's next reserved serial. The caller records it as
 // used (the Units bucket) in the same transaction.
 func Take(tx *store.Tx, batch string) (gtin, serial string, err error) {
-	k, v := tx.First(store.Reserved, []byte(batch+"\x00"))
-	if k == nil {
-		return "", "", ErrExhausted
-	}
-	if err := tx.Delete(store.Reserved, k); err != nil {
+	r, err := loadRes(tx, batch)
+	if err != nil {
 		return "", "", err
 	}
-	g, s, ok := strings.Cut(string(v), "\x00")
-	if !ok {
-		return "", "", fmt.Errorf("reserved serial entry %q is corrupt", v)
+	for i := range r.Spans {
+		sp := &r.Spans[i]
+		if sp.Next >= sp.End {
+			continue
+		}
+		v := tx.Get(store.Pool, seqKey(r.GTIN, sp.Next))
+		if v == nil {
+			return "", "", fmt.Errorf("GTIN %s: pool entry %d is missing", r.GTIN, sp.Next)
+		}
+		sp.Next++
+		return r.GTIN, string(v), tx.PutJSON(store.State, resKey(batch), &r)
 	}
-	return g, s, addCount(tx, "reserved", batch, -1)
+	return "", "", ErrExhausted
 }
 
-// Release returns the batch's unused serials to the pool and lists them
-// (for the record that documents the return).
+// Release returns the batch's unused serials to the end of the pool (they
+// are drawn again later, each use recorded) and lists them for the record
+// that documents the return.
 func Release(tx *store.Tx, batch string) ([]string, error) {
-	var out []string
-	for {
-		gtin, serial, err := Take(tx, batch)
-		if errors.Is(err, ErrExhausted) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := add(tx, gtin, serial); err != nil {
-			return nil, err
-		}
-		if err := addCount(tx, "issued", gtin, -1); err != nil {
-			return nil, err
-		}
-		out = append(out, serial)
+	r, err := loadRes(tx, batch)
+	if err != nil {
+		return nil, err
 	}
+	var out []string
+	for i := range r.Spans {
+		sp := &r.Spans[i]
+		for ; sp.Next < sp.End; sp.Next++ {
+			v := tx.Get(store.Pool, seqKey(r.GTIN, sp.Next))
+			if v == nil {
+				return nil, fmt.Errorf("GTIN %s: pool entry %d is missing", r.GTIN, sp.Next)
+			}
+			if err := appendPool(tx, r.GTIN, v); err != nil {
+				return nil, err
+			}
+			out = append(out, string(v))
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, tx.PutJSON(store.State, resKey(batch), &r)
 }

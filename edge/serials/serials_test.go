@@ -78,7 +78,8 @@ func TestGenerateReserveTakeRelease(t *testing.T) {
 func TestGenerateRespectsGuessBound(t *testing.T) {
 	d := db(t)
 	err := d.Update(func(tx *store.Tx) error {
-		// 6 numeric digits: 10^6 space, at most 100 serials.
+		// 6 numeric digits: 10^6 space, at most 100 serials (returned
+		// serials are not counted twice).
 		if err := Generate(tx, gtin, Spec{Length: 6}, 100); err != nil {
 			t.Fatalf("100 of 10^6: %v", err)
 		}
@@ -171,4 +172,28 @@ func FuzzParseList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkGenerateReserve100k: a 100,000-unit batch's serials generated
+// (in chunks, one transaction each) and reserved in one transaction.
+func BenchmarkGenerateReserve100k(b *testing.B) {
+	for b.Loop() {
+		d, err := store.Open(filepath.Join(b.TempDir(), "e.db"), store.Options{EdgeID: "e", Key: ed25519.NewKeyFromSeed(make([]byte, 32))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for made := 0; made < 100000; made += ChunkSize {
+			if err := d.Update(func(tx *store.Tx) error { return Generate(tx, gtin, Spec{Length: 12}, ChunkSize) }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		err = d.Update(func(tx *store.Tx) error {
+			_, err := Reserve(tx, gtin, "L1", 100000)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Close()
+	}
 }

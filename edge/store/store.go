@@ -402,6 +402,11 @@ func (db *DB) Ack(epoch uint32, seq uint64, hash record.Hash) error {
 		return nil
 	}
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		// Acks may arrive out of order and concurrently: decide against
+		// the acked seq in this transaction, not the one read before it.
+		if seq <= getU64(tx.Bucket(bucketMeta), keyAcked) {
+			return nil
+		}
 		lb := tx.Bucket(bucketLog)
 		v := lb.Get(u64(seq))
 		if v == nil {

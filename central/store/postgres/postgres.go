@@ -77,6 +77,13 @@ CREATE INDEX containers_parent ON containers(parent);
 CREATE INDEX containers_batch ON containers(batch);
 CREATE TABLE container_children (parent TEXT NOT NULL, child TEXT NOT NULL, PRIMARY KEY (parent, child));
 CREATE INDEX container_children_child ON container_children(child);
+`,
+	// 2: identifiers used by two edges (compliance alerts).
+	`
+CREATE TABLE conflicts (
+  id BIGSERIAL PRIMARY KEY, edge TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+  other_edge TEXT NOT NULL, at TIMESTAMPTZ NOT NULL);
+CREATE INDEX conflicts_edge ON conflicts(edge);
 `}
 
 // Open connects (url may carry search_path and other runtime parameters)
@@ -357,37 +364,45 @@ func queueOps(b *pgx.Batch, ops []store.Op) {
 		case store.OpBatchClosed:
 			b.Queue(`UPDATE batches SET state = $1, closed_at = $2, reconciliation = $3 WHERE edge = $4 AND batch = $5`, op.State, op.At, string(op.Reconciliation), op.Edge, op.Batch)
 		case store.OpUnitInsert:
-			b.Queue(`INSERT INTO units (gtin, serial, batch, lot, expiry, edge, status, commissioned_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			// A serial another edge already commissioned is recorded as a
+			// conflict (compliance alert); the records are stored anyway.
+			b.Queue(`WITH ins AS (INSERT INTO units (gtin, serial, batch, lot, expiry, edge, status, commissioned_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+				ON CONFLICT (gtin, serial) DO NOTHING RETURNING 1)
+				INSERT INTO conflicts (edge, kind, key, other_edge, at)
+				SELECT $6, 'serial', '(01)' || $1 || '(21)' || $2, u.edge, $8 FROM units u WHERE u.gtin = $1 AND u.serial = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
 				op.GTIN, op.Serial, op.Batch, op.Lot, op.Expiry, op.Edge, op.Status, op.At)
 		case store.OpUnitStatus:
 			if op.Status == "verified" || op.Status == "rejected" {
-				b.Queue(`UPDATE units SET status = $1, reason = $2, grade = $3, verified_at = $4 WHERE gtin = $5 AND serial = $6`, op.Status, op.Reason, op.Grade, op.At, op.GTIN, op.Serial)
+				b.Queue(`UPDATE units SET status = $1, reason = $2, grade = $3, verified_at = $4 WHERE gtin = $5 AND serial = $6 AND edge = $7`, op.Status, op.Reason, op.Grade, op.At, op.GTIN, op.Serial, op.Edge)
 			} else {
-				b.Queue(`UPDATE units SET status = $1, reason = COALESCE(NULLIF($2, ''), reason), disposition = COALESCE(NULLIF($3, ''), disposition) WHERE gtin = $4 AND serial = $5`, op.Status, op.Reason, op.Disposition, op.GTIN, op.Serial)
+				b.Queue(`UPDATE units SET status = $1, reason = COALESCE(NULLIF($2, ''), reason), disposition = COALESCE(NULLIF($3, ''), disposition) WHERE gtin = $4 AND serial = $5 AND edge = $6`, op.Status, op.Reason, op.Disposition, op.GTIN, op.Serial, op.Edge)
 			}
 		case store.OpUnitDisposition:
-			b.Queue(`UPDATE units SET disposition = $1 WHERE gtin = $2 AND serial = $3`, op.Disposition, op.GTIN, op.Serial)
+			b.Queue(`UPDATE units SET disposition = $1 WHERE gtin = $2 AND serial = $3 AND edge = $4`, op.Disposition, op.GTIN, op.Serial, op.Edge)
 		case store.OpContainerInsert:
-			b.Queue(`INSERT INTO containers (sscc, level, batch, edge) VALUES ($1, $2, $3, $4)`, op.SSCC, op.Level, op.Batch, op.Edge)
+			b.Queue(`WITH ins AS (INSERT INTO containers (sscc, level, batch, edge) VALUES ($1, $2, $3, $4) ON CONFLICT (sscc) DO NOTHING RETURNING 1)
+				INSERT INTO conflicts (edge, kind, key, other_edge, at)
+				SELECT $4, 'sscc', '(00)' || $1, c.edge, $5 FROM containers c WHERE c.sscc = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+				op.SSCC, op.Level, op.Batch, op.Edge, op.At)
 		case store.OpPack, store.OpUnpack:
 			parent := op.Parent
 			for _, ch := range op.Children {
 				if op.Kind == store.OpPack {
-					b.Queue(`INSERT INTO container_children (parent, child) VALUES ($1, $2)`, op.Parent, ch)
+					b.Queue(`INSERT INTO container_children (parent, child) SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM containers WHERE sscc = $1 AND edge = $3) ON CONFLICT DO NOTHING`, op.Parent, ch, op.Edge)
 				} else {
-					b.Queue(`DELETE FROM container_children WHERE parent = $1 AND child = $2`, op.Parent, ch)
+					b.Queue(`DELETE FROM container_children WHERE parent = $1 AND child = $2 AND EXISTS (SELECT 1 FROM containers WHERE sscc = $1 AND edge = $3)`, op.Parent, ch, op.Edge)
 					parent = ""
 				}
 				if gtin, serial, ok := store.SplitUnitID(ch); ok {
-					b.Queue(`UPDATE units SET parent = NULLIF($1, '') WHERE gtin = $2 AND serial = $3`, parent, gtin, serial)
+					b.Queue(`UPDATE units SET parent = NULLIF($1, '') WHERE gtin = $2 AND serial = $3 AND edge = $4`, parent, gtin, serial, op.Edge)
 				} else if sscc, ok := store.ContainerSSCC(ch); ok {
-					b.Queue(`UPDATE containers SET parent = NULLIF($1, '') WHERE sscc = $2`, parent, sscc)
+					b.Queue(`UPDATE containers SET parent = NULLIF($1, '') WHERE sscc = $2 AND edge = $3`, parent, sscc, op.Edge)
 				}
 			}
 		case store.OpContainerClosed:
-			b.Queue(`UPDATE containers SET closed = true, partial = $1, count = $2, closed_at = $3 WHERE sscc = $4`, op.Partial, op.Count, op.At, op.SSCC)
+			b.Queue(`UPDATE containers SET closed = true, partial = $1, count = $2, closed_at = $3 WHERE sscc = $4 AND edge = $5`, op.Partial, op.Count, op.At, op.SSCC, op.Edge)
 		case store.OpContainerReopened:
-			b.Queue(`UPDATE containers SET closed = false, partial = false WHERE sscc = $1`, op.SSCC)
+			b.Queue(`UPDATE containers SET closed = false, partial = false WHERE sscc = $1 AND edge = $2`, op.SSCC, op.Edge)
 		}
 	}
 }
@@ -467,7 +482,8 @@ func (s *Store) Lines(ctx context.Context) ([]store.LineSummary, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT e.id, COALESCE(c.good, 0), COALESCE(c.rejected, 0), COALESCE(c.cases, 0), COALESCE(c.pallets, 0),
 		       COALESCE(h.epoch, 0), COALESCE(h.seq, 0), COALESCE(h.hash, ''::bytea), COALESCE(h.records, 0), st.status::text, st.last_seen,
-		       (SELECT COUNT(*) FROM quarantine q WHERE q.edge = e.id)
+		       (SELECT COUNT(*) FROM quarantine q WHERE q.edge = e.id),
+		       (SELECT COUNT(*) FROM conflicts x WHERE x.edge = e.id)
 		FROM edges e
 		LEFT JOIN line_counters c ON c.edge = e.id
 		LEFT JOIN edge_heads h ON h.edge = e.id
@@ -484,7 +500,7 @@ func (s *Store) Lines(ctx context.Context) ([]store.LineSummary, error) {
 		var hash []byte
 		var status *string
 		var seen *time.Time
-		if err := rows.Scan(&l.Edge, &l.UnitsGood, &l.UnitsRejected, &l.CasesClosed, &l.PalletsClosed, &epoch, &seq, &hash, &l.Records, &status, &seen, &l.QuarantinedNum); err != nil {
+		if err := rows.Scan(&l.Edge, &l.UnitsGood, &l.UnitsRejected, &l.CasesClosed, &l.PalletsClosed, &epoch, &seq, &hash, &l.Records, &status, &seen, &l.QuarantinedNum, &l.Conflicts); err != nil {
 			return nil, err
 		}
 		l.Head = record.Head{Epoch: uint32(epoch), Seq: uint64(seq)}

@@ -28,8 +28,6 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-const schemaVersion = 1
-
 var migrations = []string{`
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE edges (
@@ -68,6 +66,13 @@ CREATE INDEX containers_parent ON containers(parent);
 CREATE INDEX containers_batch ON containers(batch);
 CREATE TABLE container_children (parent TEXT NOT NULL, child TEXT NOT NULL, PRIMARY KEY (parent, child)) WITHOUT ROWID;
 CREATE INDEX container_children_child ON container_children(child);
+`,
+	// 2: identifiers used by two edges (compliance alerts).
+	`
+CREATE TABLE conflicts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, edge TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+  other_edge TEXT NOT NULL, at TEXT NOT NULL);
+CREATE INDEX conflicts_edge ON conflicts(edge);
 `}
 
 // Open opens or creates the database file and applies migrations.
@@ -114,8 +119,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if v > schemaVersion {
-		return fmt.Errorf("database schema version %d is newer than this build (%d)", v, schemaVersion)
+	if v > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this build (%d)", v, len(migrations))
 	}
 	for ; v < len(migrations); v++ {
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
@@ -296,6 +301,7 @@ func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
 			s.Close()
 		}
 	}()
+	var affected int64
 	exec := func(q string, args ...any) error {
 		st, ok := prep[q]
 		if !ok {
@@ -305,8 +311,20 @@ func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
 			}
 			prep[q] = st
 		}
-		_, err := st.ExecContext(ctx, args...)
+		res, err := st.ExecContext(ctx, args...)
+		if err == nil {
+			affected, _ = res.RowsAffected()
+		}
 		return err
+	}
+	// conflict records an identifier (serial, SSCC) that another edge
+	// already uses: a compliance alert, the records are stored anyway.
+	conflict := func(op store.Op, kind, key, existsQuery string, args ...any) error {
+		var other string
+		if err := tx.QueryRowContext(ctx, existsQuery, args...).Scan(&other); err != nil {
+			return err
+		}
+		return exec(`INSERT INTO conflicts (edge, kind, key, other_edge, at) VALUES (?, ?, ?, ?, ?)`, op.Edge, kind, key, other, ts(op.At))
 	}
 	for _, op := range ops {
 		var err error
@@ -322,24 +340,30 @@ func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
 		case store.OpBatchClosed:
 			err = exec(`UPDATE batches SET state = ?, closed_at = ?, reconciliation = ? WHERE edge = ? AND batch = ?`, op.State, at, string(op.Reconciliation), op.Edge, op.Batch)
 		case store.OpUnitInsert:
-			err = exec(`INSERT INTO units (gtin, serial, batch, lot, expiry, edge, status, commissioned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			err = exec(`INSERT INTO units (gtin, serial, batch, lot, expiry, edge, status, commissioned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (gtin, serial) DO NOTHING`,
 				op.GTIN, op.Serial, op.Batch, op.Lot, op.Expiry, op.Edge, op.Status, at)
+			if err == nil && affected == 0 {
+				err = conflict(op, "serial", "(01)"+op.GTIN+"(21)"+op.Serial, `SELECT edge FROM units WHERE gtin = ? AND serial = ?`, op.GTIN, op.Serial)
+			}
 		case store.OpUnitStatus:
 			if op.Status == "verified" || op.Status == "rejected" {
-				err = exec(`UPDATE units SET status = ?, reason = ?, grade = ?, verified_at = ? WHERE gtin = ? AND serial = ?`, op.Status, op.Reason, op.Grade, at, op.GTIN, op.Serial)
+				err = exec(`UPDATE units SET status = ?, reason = ?, grade = ?, verified_at = ? WHERE gtin = ? AND serial = ? AND edge = ?`, op.Status, op.Reason, op.Grade, at, op.GTIN, op.Serial, op.Edge)
 			} else {
-				err = exec(`UPDATE units SET status = ?, reason = COALESCE(NULLIF(?, ''), reason), disposition = COALESCE(NULLIF(?, ''), disposition) WHERE gtin = ? AND serial = ?`, op.Status, op.Reason, op.Disposition, op.GTIN, op.Serial)
+				err = exec(`UPDATE units SET status = ?, reason = COALESCE(NULLIF(?, ''), reason), disposition = COALESCE(NULLIF(?, ''), disposition) WHERE gtin = ? AND serial = ? AND edge = ?`, op.Status, op.Reason, op.Disposition, op.GTIN, op.Serial, op.Edge)
 			}
 		case store.OpUnitDisposition:
-			err = exec(`UPDATE units SET disposition = ? WHERE gtin = ? AND serial = ?`, op.Disposition, op.GTIN, op.Serial)
+			err = exec(`UPDATE units SET disposition = ? WHERE gtin = ? AND serial = ? AND edge = ?`, op.Disposition, op.GTIN, op.Serial, op.Edge)
 		case store.OpContainerInsert:
-			err = exec(`INSERT INTO containers (sscc, level, batch, edge) VALUES (?, ?, ?, ?)`, op.SSCC, op.Level, op.Batch, op.Edge)
+			err = exec(`INSERT INTO containers (sscc, level, batch, edge) VALUES (?, ?, ?, ?) ON CONFLICT (sscc) DO NOTHING`, op.SSCC, op.Level, op.Batch, op.Edge)
+			if err == nil && affected == 0 {
+				err = conflict(op, "sscc", "(00)"+op.SSCC, `SELECT edge FROM containers WHERE sscc = ?`, op.SSCC)
+			}
 		case store.OpPack, store.OpUnpack:
 			for _, ch := range op.Children {
 				if op.Kind == store.OpPack {
-					err = exec(`INSERT INTO container_children (parent, child) VALUES (?, ?)`, op.Parent, ch)
+					err = exec(`INSERT INTO container_children (parent, child) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM containers WHERE sscc = ? AND edge = ?) ON CONFLICT DO NOTHING`, op.Parent, ch, op.Parent, op.Edge)
 				} else {
-					err = exec(`DELETE FROM container_children WHERE parent = ? AND child = ?`, op.Parent, ch)
+					err = exec(`DELETE FROM container_children WHERE parent = ? AND child = ? AND EXISTS (SELECT 1 FROM containers WHERE sscc = ? AND edge = ?)`, op.Parent, ch, op.Parent, op.Edge)
 				}
 				if err != nil {
 					break
@@ -349,18 +373,18 @@ func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
 					parent = ""
 				}
 				if gtin, serial, ok := store.SplitUnitID(ch); ok {
-					err = exec(`UPDATE units SET parent = NULLIF(?, '') WHERE gtin = ? AND serial = ?`, parent, gtin, serial)
+					err = exec(`UPDATE units SET parent = NULLIF(?, '') WHERE gtin = ? AND serial = ? AND edge = ?`, parent, gtin, serial, op.Edge)
 				} else if sscc, ok := store.ContainerSSCC(ch); ok {
-					err = exec(`UPDATE containers SET parent = NULLIF(?, '') WHERE sscc = ?`, parent, sscc)
+					err = exec(`UPDATE containers SET parent = NULLIF(?, '') WHERE sscc = ? AND edge = ?`, parent, sscc, op.Edge)
 				}
 				if err != nil {
 					break
 				}
 			}
 		case store.OpContainerClosed:
-			err = exec(`UPDATE containers SET closed = 1, partial = ?, count = ?, closed_at = ? WHERE sscc = ?`, op.Partial, op.Count, at, op.SSCC)
+			err = exec(`UPDATE containers SET closed = 1, partial = ?, count = ?, closed_at = ? WHERE sscc = ? AND edge = ?`, op.Partial, op.Count, at, op.SSCC, op.Edge)
 		case store.OpContainerReopened:
-			err = exec(`UPDATE containers SET closed = 0, partial = 0 WHERE sscc = ?`, op.SSCC)
+			err = exec(`UPDATE containers SET closed = 0, partial = 0 WHERE sscc = ? AND edge = ?`, op.SSCC, op.Edge)
 		}
 		if err != nil {
 			return fmt.Errorf("projection of edge %s: %w", op.Edge, err)
@@ -448,7 +472,8 @@ func (s *Store) Lines(ctx context.Context) ([]store.LineSummary, error) {
 	rows, err := s.r.QueryContext(ctx, `
 		SELECT e.id, COALESCE(c.good, 0), COALESCE(c.rejected, 0), COALESCE(c.cases, 0), COALESCE(c.pallets, 0),
 		       COALESCE(h.epoch, 0), COALESCE(h.seq, 0), h.hash, COALESCE(h.records, 0), st.status, st.last_seen,
-		       (SELECT COUNT(*) FROM quarantine q WHERE q.edge = e.id)
+		       (SELECT COUNT(*) FROM quarantine q WHERE q.edge = e.id),
+		       (SELECT COUNT(*) FROM conflicts x WHERE x.edge = e.id)
 		FROM edges e
 		LEFT JOIN line_counters c ON c.edge = e.id
 		LEFT JOIN edge_heads h ON h.edge = e.id
@@ -464,7 +489,7 @@ func (s *Store) Lines(ctx context.Context) ([]store.LineSummary, error) {
 		var hash []byte
 		var status, seen sql.NullString
 		if err := rows.Scan(&l.Edge, &l.UnitsGood, &l.UnitsRejected, &l.CasesClosed, &l.PalletsClosed,
-			&l.Head.Epoch, &l.Head.Seq, &hash, &l.Records, &status, &seen, &l.QuarantinedNum); err != nil {
+			&l.Head.Epoch, &l.Head.Seq, &hash, &l.Records, &status, &seen, &l.QuarantinedNum, &l.Conflicts); err != nil {
 			return nil, err
 		}
 		copy(l.Head.Hash[:], hash)

@@ -55,4 +55,3 @@ func BenchmarkAppend(b *testing.B) {
 	defer s.Close()
 	storetest.BenchAppend(b, s)
 }
-

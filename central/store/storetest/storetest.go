@@ -267,6 +267,40 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("IdentifierConflictAcrossEdges", func(t *testing.T) {
+		s := open(t)
+		a, b := NewChain("edge-x", 1, 11), NewChain("edge-y", 1, 12)
+		enroll(t, s, a)
+		enroll(t, s, b)
+		if err := s.Append(ctx, a.Edge, record.Head{Epoch: 1}, a.Scenario()); err != nil {
+			t.Fatal(err)
+		}
+		// Edge y reuses the same serials and SSCCs: its records are stored
+		// (they are valid evidence), the conflicts are flagged, and edge
+		// x's projection is untouched.
+		if err := s.Append(ctx, b.Edge, record.Head{Epoch: 1}, b.Scenario()); err != nil {
+			t.Fatalf("conflicting identifiers wedged the store: %v", err)
+		}
+		if n, _ := s.CountRecords(ctx, b.Edge); n != 22 {
+			t.Fatalf("edge y stored %d records", n)
+		}
+		lines, _ := s.Lines(ctx)
+		var conflicts int64
+		for _, l := range lines {
+			if l.Edge == b.Edge {
+				conflicts = l.Conflicts
+			}
+		}
+		if conflicts != 7 { // 5 serials + 2 SSCCs
+			t.Fatalf("%d conflicts, want 7", conflicts)
+		}
+		u, _ := s.Unit(ctx, gtin, "S3")
+		c, _ := s.Container(ctx, "395060000000000016")
+		if u.Edge != a.Edge || u.Status != "decommissioned" || c.Edge != a.Edge || len(c.Children) != 4 {
+			t.Fatalf("edge x's projection changed: %+v %+v", u, c)
+		}
+	})
+
 	t.Run("UndecodableBody", func(t *testing.T) {
 		s := open(t)
 		c := NewChain("edge-f", 1, 8)

@@ -1,0 +1,54 @@
+# Serialine. `make demo` runs a whole simulated line; `make test` runs the tests.
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+FUZZTIME  ?= 5s
+BENCHTIME ?= 1s
+export SERIALINE_REQUIRE_PG       ?= 1
+export SERIALINE_REQUIRE_MOSQUITTO ?= 1
+
+.PHONY: all build test test-short fuzz bench demo test-soak vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/serialine ./cmd/serialine-edge ./cmd/serialine-central ./cmd/serialine-sim
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+
+# The test command of the README and of .ci/run: race detector on, real
+# PostgreSQL and Mosquitto (tests fail if they are unreachable; set
+# SERIALINE_REQUIRE_PG=0 / SERIALINE_REQUIRE_MOSQUITTO=0 to skip them), then
+# every fuzz target for $(FUZZTIME).
+test: vet
+	$(GO) test -race -timeout 15m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz
+
+test-short:
+	$(GO) test -race -short $(PKGS)
+
+# Runs every native fuzz target for $(FUZZTIME) each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/serialine-fuzz.log 2>&1 || { cat /tmp/serialine-fuzz.log; exit 1; }; \
+	  done; \
+	done
+
+# Benchmarks: medians of repeated runs and ratios against the raw limits
+# measured in the same run.
+bench:
+	$(GO) run ./cmd/internal/benchreport -benchtime $(BENCHTIME)
+
+demo: build
+	$(BIN)/serialine demo
+
+test-soak:
+	$(GO) test -race -run 'Soak' -timeout 10m -tags soak ./testdata/soak/...
+
+clean:
+	rm -rf $(BIN)

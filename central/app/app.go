@@ -1,0 +1,192 @@
+// Package app composes central: compliance store, MQTT broker (embedded by
+// default), ingest, and the web dashboard/API.
+//
+// Start order: store → broker → MQTT client → ingest → web. Stop order is
+// the reverse: web and ingest stop taking work, the client disconnects, the
+// broker closes, the store closes last.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/serialine/serialine/central/auth"
+	"github.com/serialine/serialine/central/broker"
+	"github.com/serialine/serialine/central/config"
+	"github.com/serialine/serialine/central/ingest"
+	"github.com/serialine/serialine/central/store"
+	"github.com/serialine/serialine/central/store/postgres"
+	"github.com/serialine/serialine/central/store/sqlite"
+	"github.com/serialine/serialine/central/web"
+	"github.com/serialine/serialine/sync/record"
+	"github.com/serialine/serialine/sync/transport"
+)
+
+// App is a running central.
+type App struct {
+	Cfg    *config.Central
+	Store  store.Store
+	Broker *broker.Broker // nil with an external broker
+	Client *transport.Client
+	Ingest *ingest.Ingest
+	Users  *auth.Users
+	web    *web.Server
+	log    zerolog.Logger
+}
+
+// OpenStore opens the store named by a URL or path: postgres://... or
+// postgresql://... for PostgreSQL; sqlite://path, a file path, or empty
+// (data_dir/central.db) for SQLite.
+func OpenStore(ctx context.Context, db, dataDir string) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
+		return postgres.Open(ctx, db)
+	case db == "":
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, err
+		}
+		return sqlite.Open(ctx, filepath.Join(dataDir, "central.db"))
+	case strings.HasPrefix(db, "sqlite://"):
+		return sqlite.Open(ctx, strings.TrimPrefix(db, "sqlite://"))
+	case strings.Contains(db, "://"):
+		return nil, fmt.Errorf("db %q: want postgres://..., sqlite://path or a file path", redact(db))
+	default:
+		return sqlite.Open(ctx, db)
+	}
+}
+
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return p.Redacted()
+}
+
+// New opens the store, binds the broker and the web listener and enrolls the
+// edges named in the config. Nothing runs until Run.
+func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (a *App, err error) {
+	a = &App{Cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	a.Store, err = OpenStore(ctx, cfg.DB, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	a.Users, err = auth.Open(filepath.Join(cfg.DataDir, "users.json"))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range cfg.Edges {
+		pub, err := record.ParsePublicKey(e.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("edge %s: %w", e.ID, err)
+		}
+		if err := a.Store.EnrollEdge(ctx, store.Edge{ID: e.ID, PublicKey: pub, EnrolledBy: "config:" + cfg.File}); err != nil {
+			return nil, fmt.Errorf("enroll edge %s: %w", e.ID, err)
+		}
+	}
+	brokerURL := cfg.MQTT.Broker
+	password := cfg.MQTT.Password
+	if cfg.MQTT.PasswordFile != "" {
+		raw, err := os.ReadFile(cfg.MQTT.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.password_file: %w", err)
+		}
+		password = strings.TrimSpace(string(raw))
+	}
+	if brokerURL == "" {
+		if password == "" {
+			password = auth.GeneratePassword()
+		}
+		a.Broker, err = broker.New(broker.Options{Listen: cfg.MQTT.Listen, CentralUser: cfg.MQTT.Username, CentralPassword: password, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range cfg.Edges {
+			if e.MQTTPassword != "" {
+				a.Broker.SetEdge(e.ID, e.MQTTPassword)
+			}
+		}
+		brokerURL = a.Broker.URL()
+	}
+	a.Client, err = transport.New(transport.Options{
+		Broker: brokerURL, ClientID: "serialine-central-" + cfg.ID, Username: cfg.MQTT.Username, Password: password,
+		CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Ingest = ingest.New(ingest.Options{Store: a.Store, Client: a.Client, Log: log, Share: cfg.MQTT.Share})
+	a.web, err = web.New(web.Options{Listen: cfg.HTTP, Store: a.Store, Users: a.Users, Log: log, Ready: a.Ready})
+	if err != nil {
+		return nil, fmt.Errorf("http %s: %w", cfg.HTTP, err)
+	}
+	return a, nil
+}
+
+// HTTPAddr is the bound dashboard address.
+func (a *App) HTTPAddr() string {
+	if a.web == nil {
+		return ""
+	}
+	return a.web.Addr()
+}
+
+// BrokerURL is the broker edges should use.
+func (a *App) BrokerURL() string {
+	if a.Broker != nil {
+		return a.Broker.URL()
+	}
+	return a.Cfg.MQTT.Broker
+}
+
+// Ready reports whether central can take records.
+func (a *App) Ready() error {
+	if !a.Client.Connected() {
+		return errors.New("not connected to the MQTT broker")
+	}
+	return nil
+}
+
+// Run runs until ctx ends.
+func (a *App) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if a.Broker != nil {
+		g.Go(func() error { return a.Broker.Run(ctx) })
+	}
+	if err := a.Client.Connect(); err != nil {
+		return err
+	}
+	g.Go(func() error { return a.Ingest.Run(ctx) })
+	if a.web != nil {
+		g.Go(func() error { return a.web.Run(ctx) })
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		a.Client.Close()
+		return nil
+	})
+	return g.Wait()
+}
+
+// Close releases the store (after Run returned).
+func (a *App) Close() {
+	if a.Store != nil {
+		a.Store.Close()
+	}
+}

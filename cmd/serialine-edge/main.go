@@ -1,0 +1,82 @@
+// Command serialine-edge is the line daemon: one per packaging line.
+//
+//	serialine-edge --config line.yaml        run the line
+//	serialine-edge key --config line.yaml    print the edge's public key (for enrollment at central)
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/serialine/serialine/cmd/internal/cli"
+	"github.com/serialine/serialine/edge/app"
+	"github.com/serialine/serialine/edge/config"
+	"github.com/serialine/serialine/edge/identity"
+	"github.com/serialine/serialine/sync/record"
+)
+
+var version = "dev"
+
+func main() {
+	args := os.Args[1:]
+	keyOnly := false
+	if len(args) > 0 && args[0] == "key" {
+		keyOnly, args = true, args[1:]
+	}
+	if len(args) > 0 && args[0] == "version" {
+		fmt.Println(version)
+		return
+	}
+	fs := flag.NewFlagSet("serialine-edge", flag.ContinueOnError)
+	path := fs.String("config", "", "line config file (YAML)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn, error")
+	logJSON := fs.Bool("log-json", false, "log JSON lines instead of console text")
+	if err := fs.Parse(args); err != nil {
+		os.Exit(2)
+	}
+	if *path == "" {
+		fmt.Fprintln(os.Stderr, "serialine-edge: --config is required")
+		os.Exit(2)
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if keyOnly {
+		key, created, err := identity.LoadOrCreate(app.KeyPath(cfg))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "serialine-edge:", err)
+			os.Exit(1)
+		}
+		if created {
+			fmt.Fprintln(os.Stderr, "generated", app.KeyPath(cfg))
+		}
+		fmt.Println(record.EncodePublicKey(key.Public().(ed25519.PublicKey)))
+		return
+	}
+	log := cli.Logger(*logLevel, *logJSON)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e, err := app.New(app.Options{Config: cfg, Log: log, Version: version})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serialine-edge:", err)
+		os.Exit(1)
+	}
+	defer e.Close()
+	ev := log.Info().Str("line", cfg.Line.ID).Str("edge", cfg.Edge.ID).Str("broker", cfg.Central.Broker)
+	if e.API != nil {
+		ev = ev.Str("api", "http://"+e.API.Addr())
+	}
+	ev.Str("version", version).Msg("edge running")
+	if err := e.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("edge stopped")
+		e.Close()
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,56 @@
+// Command serialine is the command line for people:
+//
+//	serialine demo [--pallets N --dir DIR --summary-json FILE --db URL --broker URL]
+//	serialine config check FILE...
+//	serialine config schema
+//	serialine gs1 parse DATA
+//	serialine verify --key BASE64|--key-file FILE EXPORT.jsonl
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+var version = "dev"
+
+const usage = `usage: serialine COMMAND [args]
+
+commands:
+  demo            run central + edge + simulated devices (see serialine demo -h)
+  config check    validate line config files; errors as file:line: message
+  config schema   print the JSON Schema of the line config
+  gs1 parse DATA  parse GS1 data (]d2 scan, GS-separated, bracketed or Digital Link)
+  verify          verify an exported record file offline with the edge's public key
+  version         print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "demo":
+		return demoCmd(args[1:], stdout, stderr)
+	case "config":
+		return configCmd(args[1:], stdout, stderr)
+	case "gs1":
+		return gs1Cmd(args[1:], stdout, stderr)
+	case "verify":
+		return verifyCmd(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "serialine: unknown command %q\n%s", args[0], usage)
+	return 2
+}

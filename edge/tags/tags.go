@@ -1,0 +1,171 @@
+// Package tags is the edge's OPC UA server for line PLCs and HMIs:
+// PackML-style status tags per line and a writable Command.CntrlCmd, on the
+// hardened server of drivers/opcua/uaserver. Reads and subscriptions are
+// open to authenticated users (and to anonymous sessions if allowed);
+// commands need a user with the operator role and are validated and
+// recorded by the line engine.
+package tags
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/gopcua/opcua/ua"
+	"github.com/rs/zerolog"
+
+	"github.com/serialine/serialine/drivers/opcua/uaserver"
+)
+
+// PackML commands (Command.CntrlCmd).
+const (
+	CmdReset     int32 = 1
+	CmdStart     int32 = 2
+	CmdStop      int32 = 3
+	CmdHold      int32 = 4
+	CmdUnhold    int32 = 5
+	CmdSuspend   int32 = 6
+	CmdUnsuspend int32 = 7
+	CmdAbort     int32 = 8
+	CmdClear     int32 = 9
+)
+
+// Snapshot is what the tags show; the edge pushes it with Update.
+type Snapshot struct {
+	StateCurrent       int32 // PackML state number
+	UnitModeCurrent    int32 // 1 Production
+	CurMachSpeed       float64
+	ProdProcessedCount int32
+	ProdDefectiveCount int32
+	StopReason         int32
+	Batch, Lot, GTIN   string
+	LastSerial         string
+	CaseFill           int32
+	PalletFill         int32
+	SyncBacklog        int64
+	Alarms             []string
+}
+
+// Options configure the tag server.
+type Options struct {
+	Listen         string   // host:port
+	LineID         string   // tag path root, e.g. line-1
+	Security       []string // None, Basic256Sha256-Sign, Basic256Sha256-SignAndEncrypt
+	AllowAnonymous bool     // anonymous sessions may read (never write)
+	Log            zerolog.Logger
+}
+
+// Authenticator checks a user name and password and returns the role.
+type Authenticator = uaserver.Authenticator
+
+// CommandHandler applies a PackML command for a user; an error refuses it.
+type CommandHandler func(ctx context.Context, user string, cmd int32) error
+
+// Server serves the tags.
+type Server struct {
+	ua   *uaserver.Server
+	root string
+	log  zerolog.Logger
+}
+
+// Tag paths below the line root.
+var paths = []string{
+	"Status.StateCurrent", "Status.UnitModeCurrent", "Status.CurMachSpeed",
+	"Admin.ProdProcessedCount", "Admin.ProdDefectiveCount", "Admin.StopReason",
+	"Batch.Id", "Batch.Lot", "Batch.GTIN", "Batch.LastSerial",
+	"Aggregation.CaseFill", "Aggregation.PalletFill", "Sync.Backlog",
+	"Alarms.Active", "Alarms.Text", "Command.CntrlCmd",
+}
+
+// Paths lists the tag paths (below the line root).
+func Paths() []string { return append([]string(nil), paths...) }
+
+// New builds the server.
+func New(o Options, auth Authenticator, cmd CommandHandler) (*Server, error) {
+	root := strings.ReplaceAll(o.LineID, ".", "_")
+	u, err := uaserver.New(uaserver.Config{Addr: o.Listen, Security: o.Security, Namespace: "urn:serialine:line:" + o.LineID,
+		ApplicationName: "Serialine edge " + o.LineID, Auth: auth, AllowAnonymous: o.AllowAnonymous, Log: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{ua: u, root: root, log: o.Log}
+	write := func(user, role string, v *ua.Variant) ua.StatusCode {
+		c, ok := v.Value().(int32)
+		if !ok {
+			return ua.StatusBadTypeMismatch
+		}
+		if c < CmdReset || c > CmdClear {
+			return ua.StatusBadOutOfRange
+		}
+		if cmd == nil {
+			return ua.StatusBadNotSupported
+		}
+		if err := cmd(context.Background(), user, c); err != nil {
+			s.log.Warn().Str("user", user).Int32("command", c).Err(err).Msg("PackML command refused")
+			return ua.StatusBadInvalidState
+		}
+		return ua.StatusOK
+	}
+	init := map[string]any{
+		"Status.StateCurrent": int32(0), "Status.UnitModeCurrent": int32(1), "Status.CurMachSpeed": float64(0),
+		"Admin.ProdProcessedCount": int32(0), "Admin.ProdDefectiveCount": int32(0), "Admin.StopReason": int32(0),
+		"Batch.Id": "", "Batch.Lot": "", "Batch.GTIN": "", "Batch.LastSerial": "",
+		"Aggregation.CaseFill": int32(0), "Aggregation.PalletFill": int32(0), "Sync.Backlog": int64(0),
+		"Alarms.Active": false, "Alarms.Text": "", "Command.CntrlCmd": int32(0),
+	}
+	for _, p := range paths {
+		var w uaserver.WriteFunc
+		if p == "Command.CntrlCmd" {
+			w = write
+		}
+		if err := u.AddTag(root+"."+p, init[p], w, "operator"); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Endpoint is the opc.tcp URL.
+func (s *Server) Endpoint() string { return s.ua.Endpoint() }
+
+// NodeID of a tag path below the line root, e.g. "Status.StateCurrent".
+func (s *Server) NodeID(path string) *ua.NodeID { return s.ua.NodeID(s.root + "." + path) }
+
+// Root is the line's folder name.
+func (s *Server) Root() string { return s.root }
+
+// PanicCount is the number of recovered handler panics.
+func (s *Server) PanicCount() int { return s.ua.PanicCount() }
+
+// Update publishes a snapshot (latest value wins; cheap).
+func (s *Server) Update(sn Snapshot) {
+	set := func(p string, v any) {
+		if err := s.ua.Set(s.root+"."+p, v); err != nil {
+			s.log.Error().Err(err).Msg("tag update")
+		}
+	}
+	set("Status.StateCurrent", sn.StateCurrent)
+	set("Status.UnitModeCurrent", sn.UnitModeCurrent)
+	set("Status.CurMachSpeed", sn.CurMachSpeed)
+	set("Admin.ProdProcessedCount", sn.ProdProcessedCount)
+	set("Admin.ProdDefectiveCount", sn.ProdDefectiveCount)
+	set("Admin.StopReason", sn.StopReason)
+	set("Batch.Id", sn.Batch)
+	set("Batch.Lot", sn.Lot)
+	set("Batch.GTIN", sn.GTIN)
+	set("Batch.LastSerial", sn.LastSerial)
+	set("Aggregation.CaseFill", sn.CaseFill)
+	set("Aggregation.PalletFill", sn.PalletFill)
+	set("Sync.Backlog", sn.SyncBacklog)
+	set("Alarms.Active", len(sn.Alarms) > 0)
+	set("Alarms.Text", strings.Join(sn.Alarms, ", "))
+}
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.ua.Start(ctx); err != nil {
+		return fmt.Errorf("edge OPC UA tags: %w", err)
+	}
+	<-ctx.Done()
+	return nil
+}
