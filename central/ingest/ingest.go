@@ -26,10 +26,16 @@ import (
 	"github.com/serialine/serialine/sync/wire"
 )
 
+// Client is the MQTT side ingest needs (transport.Client in production).
+type Client interface {
+	Subscribe(topic string, qos byte, h transport.Handler) error
+	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
+}
+
 // Options configure ingest.
 type Options struct {
 	Store  store.Store
-	Client *transport.Client
+	Client Client
 	Log    zerolog.Logger
 	// Share, if set, subscribes through the MQTT shared subscription group
 	// $share/<Share>/... so several central instances split the load.

@@ -16,6 +16,7 @@ import (
 	"github.com/serialine/serialine/cmd/internal/cli"
 	"github.com/serialine/serialine/edge/app"
 	"github.com/serialine/serialine/edge/config"
+	"github.com/serialine/serialine/edge/devices"
 	"github.com/serialine/serialine/edge/identity"
 	"github.com/serialine/serialine/sync/record"
 )
@@ -43,6 +44,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "serialine-edge: --config is required")
 		os.Exit(2)
 	}
+	devices.Register() // the drivers' options are part of the line config
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
