@@ -190,3 +190,42 @@ func (a *App) Close() {
 		a.Store.Close()
 	}
 }
+
+// ExportRecords writes every stored record of an edge's current epoch to a
+// JSON-lines file that anyone with the edge's public key can verify offline
+// (serialine verify).
+func ExportRecords(ctx context.Context, st store.Store, edge, path string) (int, error) {
+	h, ok, err := st.Head(ctx, edge)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("no records stored for edge %s", edge)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for from := uint64(1); ; {
+		recs, err := st.Records(ctx, edge, h.Epoch, from, 5000)
+		if err != nil {
+			f.Close()
+			return n, err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		out := make([]record.Record, len(recs))
+		for i := range recs {
+			out[i] = recs[i].Record
+		}
+		if err := record.WriteExport(f, out); err != nil {
+			f.Close()
+			return n, err
+		}
+		n += len(recs)
+		from = recs[len(recs)-1].Record.Seq + 1
+	}
+	return n, f.Close()
+}

@@ -4,6 +4,7 @@
 //	serialine-central --config configs/demo-central.yaml [--broker URL] [--db URL] [--http ADDR]
 //	serialine-central user add --config FILE --id ID --name "Printed Name" --role admin
 //	serialine-central enroll --config FILE --edge ID --key BASE64
+//	serialine-central export-records --config FILE --edge ID -o FILE   (verify offline with serialine verify)
 package main
 
 import (
@@ -31,6 +32,8 @@ func main() {
 			os.Exit(userCmd(os.Args[2:]))
 		case "enroll":
 			os.Exit(enrollCmd(os.Args[2:]))
+		case "export-records":
+			os.Exit(exportCmd(os.Args[2:]))
 		case "version":
 			fmt.Println(version)
 			return
@@ -162,5 +165,30 @@ func enrollCmd(args []string) int {
 		return 1
 	}
 	fmt.Printf("edge %s enrolled\n", *edge)
+	return 0
+}
+
+func exportCmd(args []string) int {
+	fs := flag.NewFlagSet("export-records", flag.ContinueOnError)
+	edge := fs.String("edge", "", "edge id")
+	out := fs.String("o", "", "output file (JSON lines)")
+	cfg, err := loadConfig(fs, args)
+	if err != nil || *edge == "" || *out == "" {
+		fmt.Fprintln(os.Stderr, "usage: serialine-central export-records --config FILE --edge ID -o FILE", err)
+		return 2
+	}
+	ctx := context.Background()
+	st, err := app.OpenStore(ctx, cfg.DB, cfg.DataDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serialine-central:", err)
+		return 1
+	}
+	defer st.Close()
+	n, err := app.ExportRecords(ctx, st, *edge, *out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serialine-central:", err)
+		return 1
+	}
+	fmt.Printf("%d records of %s written to %s\n", n, *edge, *out)
 	return 0
 }

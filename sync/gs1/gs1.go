@@ -40,13 +40,15 @@ func (es Elements) Get(ai string) (string, bool) {
 }
 
 // Bracketed renders the human-readable form: (01)09506000134352(21)ABC.
+// A "(" in data is written "\(" (as in GS1's Barcode Syntax Engine), so the
+// form parses back unambiguously.
 func (es Elements) Bracketed() string {
 	var b strings.Builder
 	for _, e := range es {
 		b.WriteString("(")
 		b.WriteString(e.AI)
 		b.WriteString(")")
-		b.WriteString(e.Value)
+		b.WriteString(strings.ReplaceAll(e.Value, "(", `\(`))
 	}
 	return b.String()
 }

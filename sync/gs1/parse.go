@@ -122,16 +122,21 @@ func ParseBracketed(s string) (Elements, error) {
 			return nil, fmt.Errorf("unknown AI (%s)", ai)
 		}
 		s = s[end+1:]
-		next := strings.IndexByte(s, '(')
-		if next < 0 {
-			next = len(s)
+		// The value runs to the next unescaped "(".
+		var val strings.Builder
+		for len(s) > 0 && s[0] != '(' {
+			if strings.HasPrefix(s, `\(`) {
+				val.WriteByte('(')
+				s = s[2:]
+				continue
+			}
+			val.WriteByte(s[0])
+			s = s[1:]
 		}
-		val := s[:next]
-		s = s[next:]
-		if err := validateValue(d, val); err != nil {
+		if err := validateValue(d, val.String()); err != nil {
 			return nil, err
 		}
-		out = append(out, Element{AI: ai, Value: val})
+		out = append(out, Element{AI: ai, Value: val.String()})
 	}
 	return out, nil
 }

@@ -76,7 +76,9 @@ func New(opt Options) (*Client, error) {
 		SetWriteTimeout(10 * time.Second).
 		SetKeepAlive(15 * time.Second).
 		SetPingTimeout(5 * time.Second).
-		SetOrderMatters(false).
+		// Handlers run in arrival order on paho's router goroutine (they only
+		// enqueue): out-of-order handling would look like gaps to ingest.
+		SetOrderMatters(true).
 		SetMessageChannelDepth(1024)
 	if opt.Username != "" {
 		po.SetUsername(opt.Username)
