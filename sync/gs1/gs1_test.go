@@ -52,14 +52,14 @@ func TestParseForms(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	cases := map[string]string{
-		"(01)09506000134353":           "(01) check digit: want 2, got 3",
-		"(17)281301":                   "(17) date: month 13 not valid",
-		"(17)280230":                   "(17) date: day 30 not valid for month 02",
-		"(21)AB#1":                     `(21) character '#' at position 3 is not in CSET 82`,
-		"(21)123456789012345678901":    "(21) length: want 1..20, got 21",
-		"]X1010950600013435":           "not a GS1 symbology",
-		"99":                           "unknown AI",
-		"0109506000":                   "(01) length: want 14, got 8",
+		"(01)09506000134353":        "(01) check digit: want 2, got 3",
+		"(17)281301":                "(17) date: month 13 not valid",
+		"(17)280230":                "(17) date: day 30 not valid for month 02",
+		"(21)AB#1":                  `(21) character '#' at position 3 is not in CSET 82`,
+		"(21)123456789012345678901": "(21) length: want 1..20, got 21",
+		"]X1010950600013435":        "not a GS1 symbology",
+		"99":                        "unknown AI",
+		"0109506000":                "(01) length: want 14, got 8",
 	}
 	for in, want := range cases {
 		_, err := Parse(in)
