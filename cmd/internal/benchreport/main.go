@@ -27,6 +27,7 @@ type suite struct {
 var suites = []suite{
 	{"./edge/store", "GroupCommit"},
 	{"./edge/line", "."},
+	{"./edge/serials", "."},
 	{"./sync/record", "."},
 	{"./sync/gs1", "."},
 	{"./drivers/...", "."},
@@ -41,10 +42,12 @@ type ratio struct {
 }
 
 var ratios = []ratio{
-	{"edge durable record rate vs raw bbolt group commit", "BenchmarkGroupCommit/store", "BenchmarkGroupCommit/raw-bbolt", "records/s", 0.5},
-	{"drain edge→broker→central (SQLite) vs raw Mosquitto QoS1", "BenchmarkDrain/sqlite", "BenchmarkDrain/raw-mosquitto", "records/s", 0.5},
-	{"central ingest PostgreSQL vs raw pgx COPY", "BenchmarkAppend/postgres", "BenchmarkRawCopy", "records/s", 0.5},
+	{"edge durable record rate vs raw bbolt group commit", "edge/store.BenchmarkGroupCommit/store", "edge/store.BenchmarkGroupCommit/raw-bbolt", "records/s", 0.5},
+	{"drain edge→broker→central (SQLite) vs raw Mosquitto QoS1", "cmd/serialine.BenchmarkDrain/sqlite", "cmd/serialine.BenchmarkDrain/raw-mosquitto", "records/s", 0.5},
+	{"central ingest PostgreSQL vs raw pgx COPY", "central/store/postgres.BenchmarkAppend", "central/store/postgres.BenchmarkRawCopy", "records/s", 0.5},
 }
+
+const module = "github.com/serialine/serialine/"
 
 var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+(\d+)\s+(.*)$`)
 
@@ -70,12 +73,17 @@ func main() {
 			os.Exit(1)
 		}
 		sc := bufio.NewScanner(&out)
+		pkg := ""
 		for sc.Scan() {
+			if p, ok := strings.CutPrefix(sc.Text(), "pkg: "); ok {
+				pkg = strings.TrimPrefix(p, module)
+				continue
+			}
 			m := line.FindStringSubmatch(sc.Text())
 			if m == nil {
 				continue
 			}
-			name := m[1]
+			name := pkg + "." + m[1]
 			if _, ok := results[name]; !ok {
 				results[name] = map[string][]float64{}
 				order = append(order, name)
