@@ -86,3 +86,39 @@ func TestVerifyNamesTheAlteredRecord(t *testing.T) {
 		t.Fatalf("exit %d, %s", code, errOut.String())
 	}
 }
+
+// The golden record set under testdata/ (written by sync/record's golden
+// test) verifies with its public key file, and a copy with one changed body
+// byte fails naming that record.
+func TestVerifyGoldenFile(t *testing.T) {
+	const file, keyFile = "../../testdata/records/golden-v1.jsonl", "../../testdata/records/golden-v1.pub"
+	var out, errOut bytes.Buffer
+	if code := run([]string{"verify", "--key-file", keyFile, file}, &out, &errOut); code != 0 {
+		t.Fatalf("golden file: exit %d: %s", code, errOut.String())
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Change the grade of the verified unit (seq 5) in its canonical bytes.
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	var e record.Exported
+	if err := json.Unmarshal([]byte(lines[4]), &e); err != nil {
+		t.Fatal(err)
+	}
+	canon, _ := base64.StdEncoding.DecodeString(e.Canonical)
+	canon = bytes.Replace(canon, []byte(`"grade":3.5`), []byte(`"grade":3.9`), 1)
+	rec, err := record.Decode(canon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := record.Export(&rec)
+	b, _ := json.Marshal(x)
+	lines[4] = string(b)
+	bad := filepath.Join(t.TempDir(), "tampered.jsonl")
+	os.WriteFile(bad, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	errOut.Reset()
+	if code := run([]string{"verify", "--key-file", keyFile, bad}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "seq 5") {
+		t.Fatalf("tampered golden file: exit %d: %s", code, errOut.String())
+	}
+}
