@@ -15,13 +15,18 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/serialine/serialine/central/alerts"
 	"github.com/serialine/serialine/central/auth"
 	"github.com/serialine/serialine/central/broker"
 	"github.com/serialine/serialine/central/config"
 	"github.com/serialine/serialine/central/ingest"
+	"github.com/serialine/serialine/central/journal"
 	"github.com/serialine/serialine/central/store"
 	"github.com/serialine/serialine/central/store/postgres"
 	"github.com/serialine/serialine/central/store/sqlite"
@@ -38,9 +43,17 @@ type App struct {
 	Client *transport.Client
 	Ingest *ingest.Ingest
 	Users  *auth.Users
-	web    *web.Server
-	log    zerolog.Logger
+	// Journal is central's own signed record chain (user actions).
+	Journal *journal.Journal
+	Alerts  *alerts.Alerter
+	// Metrics is the Prometheus registry served at /metrics.
+	Metrics *prometheus.Registry
+	web     *web.Server
+	log     zerolog.Logger
 }
+
+// KeyPath is where central keeps its journal signing key.
+func KeyPath(cfg *config.Central) string { return filepath.Join(cfg.DataDir, "central.key") }
 
 // OpenStore opens the store named by a URL or path: postgres://... or
 // postgresql://... for PostgreSQL; sqlite://path, a file path, or empty
@@ -91,6 +104,19 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (a *App, 
 	if err != nil {
 		return nil, err
 	}
+	a.Journal, err = journal.Open(ctx, journal.Options{Store: a.Store, KeyPath: KeyPath(cfg), Instance: cfg.ID, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	a.Alerts = alerts.New(alerts.Options{Store: a.Store, Journal: a.Journal, Log: log})
+	a.Metrics = prometheus.NewRegistry()
+	if err := errors.Join(
+		a.Metrics.Register(collectors.NewGoCollector()),
+		a.Metrics.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+		a.Alerts.Register(a.Metrics),
+	); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	for _, e := range cfg.Edges {
 		pub, err := record.ParsePublicKey(e.PublicKey)
 		if err != nil {
@@ -131,8 +157,12 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (a *App, 
 	if err != nil {
 		return nil, err
 	}
-	a.Ingest = ingest.New(ingest.Options{Store: a.Store, Client: a.Client, Log: log, Share: cfg.MQTT.Share})
-	a.web, err = web.New(web.Options{Listen: cfg.HTTP, Store: a.Store, Users: a.Users, Log: log, Ready: a.Ready})
+	a.Ingest = ingest.New(ingest.Options{Store: a.Store, Client: a.Client, Log: log, Share: cfg.MQTT.Share, Alerts: a.Alerts})
+	if err := a.Ingest.Register(a.Metrics); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	a.web, err = web.New(web.Options{Listen: cfg.HTTP, Store: a.Store, Users: a.Users, Log: log, Ready: a.Ready,
+		Metrics: promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{})})
 	if err != nil {
 		return nil, fmt.Errorf("http %s: %w", cfg.HTTP, err)
 	}
@@ -173,6 +203,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	g.Go(func() error { return a.Ingest.Run(ctx) })
+	g.Go(func() error { return a.Alerts.Run(ctx) })
 	if a.web != nil {
 		g.Go(func() error { return a.web.Run(ctx) })
 	}

@@ -13,8 +13,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/serialine/serialine/central/store"
 	"github.com/serialine/serialine/sync/record"
-	"github.com/serialine/serialine/sync/wire"
 )
 
 // Central is the central collector's configuration.
@@ -115,7 +115,7 @@ func (c *Central) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, e := range c.Edges {
-		if err := wire.ValidEdgeID(e.ID); err != nil {
+		if err := store.ValidLineEdgeID(e.ID); err != nil {
 			add("edges[%d].id: %v", i, err)
 		}
 		if seen[e.ID] {

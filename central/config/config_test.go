@@ -32,6 +32,7 @@ func TestStrictErrors(t *testing.T) {
 		"edges: [{id: \"a b\", public_key: xx}]\n":                          "edges[0].id",
 		"mqtt: {broker: \"127.0.0.1:1883\"}\n":                              "mqtt.broker",
 		"edges: [{id: e1, public_key: AAAA}, {id: e1, public_key: AAAA}]\n": "enrolled twice",
+		"edges: [{id: central.c1, public_key: AAAA}]\n":                     "reserved for central's journals",
 	}
 	for in, want := range cases {
 		_, err := Parse("x.yaml", []byte(in))

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/serialine/serialine/central/store"
@@ -32,11 +33,19 @@ type Client interface {
 	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
 }
 
+// Alerter raises alerts (central/alerts.Alerter in production).
+type Alerter interface {
+	Raise(ctx context.Context, a store.Alert) (store.Alert, error)
+}
+
 // Options configure ingest.
 type Options struct {
 	Store  store.Store
 	Client Client
 	Log    zerolog.Logger
+	// Alerts, if set, gets an alert for every edge whose records are
+	// quarantined (one active alert per edge until cleared).
+	Alerts Alerter
 	// Share, if set, subscribes through the MQTT shared subscription group
 	// $share/<Share>/... so several central instances split the load.
 	Share string
@@ -225,6 +234,33 @@ func (in *Ingest) quarantine(ctx context.Context, q store.Quarantined) {
 	if err := in.st.Quarantine(ctx, q); err != nil {
 		in.log.Error().Err(err).Msg("quarantine not stored")
 	}
+	if in.opt.Alerts != nil {
+		ref := ""
+		if q.Seq > 0 {
+			ref = fmt.Sprintf("%s/%d/%d", q.Edge, q.Epoch, q.Seq)
+		}
+		if _, err := in.opt.Alerts.Raise(ctx, store.Alert{
+			Severity: store.SeverityCritical, Code: "quarantine", Key: "quarantine:" + q.Edge, Edge: q.Edge, Ref: ref,
+			Message: fmt.Sprintf("records of edge %q quarantined: %s", q.Edge, q.Reason),
+		}); err != nil {
+			in.log.Error().Err(err).Msg("quarantine alert not raised")
+		}
+	}
+}
+
+// Register exposes the ingest counters as Prometheus metrics.
+func (in *Ingest) Register(reg prometheus.Registerer) error {
+	c := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	return errors.Join(
+		reg.Register(c("serialine_ingest_envelopes_total", "Record envelopes received from edges.", &in.Stats.Envelopes)),
+		reg.Register(c("serialine_ingest_records_stored_total", "Records verified and stored.", &in.Stats.Stored)),
+		reg.Register(c("serialine_ingest_records_duplicate_total", "Redelivered records already stored (skipped).", &in.Stats.Duplicates)),
+		reg.Register(c("serialine_ingest_quarantined_total", "Records or payloads quarantined (bad signature, broken chain, unknown edge, malformed).", &in.Stats.Quarantined)),
+		reg.Register(c("serialine_ingest_replay_requests_total", "Replay requests sent to edges after a gap.", &in.Stats.Replays)),
+		reg.Register(c("serialine_ingest_conflicts_total", "Appends retried because another instance moved the chain head.", &in.Stats.Conflicts)),
+	)
 }
 
 // Process verifies and stores one envelope of an edge (the edge named by

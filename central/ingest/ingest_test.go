@@ -231,3 +231,32 @@ func TestUnsignedTailWaits(t *testing.T) {
 	}
 	_ = ed25519.PublicKeySize
 }
+
+type alertRecorder struct {
+	mu     sync.Mutex
+	alerts []store.Alert
+}
+
+func (a *alertRecorder) Raise(_ context.Context, al store.Alert) (store.Alert, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.alerts = append(a.alerts, al)
+	return al, nil
+}
+
+// A quarantined record raises a critical alert naming the edge and the
+// record, keyed per edge so a flood of bad records is one active alert.
+func TestQuarantineRaisesAlert(t *testing.T) {
+	f := setup(t)
+	rec := &alertRecorder{}
+	f.in.opt.Alerts = rec
+	other := storetest.NewChain("edge-1", 5, 99)
+	f.process(env(other.Next(record.KindEdgeStarted, 1)))
+	if len(rec.alerts) != 1 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+	a := rec.alerts[0]
+	if a.Severity != store.SeverityCritical || a.Code != "quarantine" || a.Key != "quarantine:edge-1" || a.Edge != "edge-1" || a.Ref != "edge-1/5/1" || !strings.Contains(a.Message, "bad signature") {
+		t.Fatalf("alert %+v", a)
+	}
+}

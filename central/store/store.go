@@ -93,7 +93,8 @@ type LineSummary struct {
 
 // Store is central's compliance store.
 type Store interface {
-	// EnrollEdge registers an edge id and its Ed25519 public key. Enrolling
+	// EnrollEdge registers an edge id and its Ed25519 public key (ids under
+	// JournalPrefix are central's own journals). Enrolling
 	// the same id with the same key again is a no-op; with another key it
 	// is ErrExists.
 	EnrollEdge(ctx context.Context, e Edge) error
@@ -121,12 +122,26 @@ type Store interface {
 
 	// UpdateStatus keeps the edge's latest live status (not a compliance record).
 	UpdateStatus(ctx context.Context, s wire.Status) error
+	// Lines summarises every enrolled line edge (not central's journals).
 	Lines(ctx context.Context) ([]LineSummary, error)
 
 	// Unit returns the projection of one unit (for trace and tests).
 	Unit(ctx context.Context, gtin, serial string) (Unit, error)
 	// Container returns the projection of one container.
 	Container(ctx context.Context, sscc string) (Container, error)
+
+	// RaiseAlert stores a new active alert and returns it with its ID. If
+	// a.Key is set and an active alert with that key exists, that alert is
+	// returned instead (created=false) and nothing is written.
+	RaiseAlert(ctx context.Context, a Alert) (stored Alert, created bool, err error)
+	// Alerts lists alerts, newest first.
+	Alerts(ctx context.Context, f AlertFilter) ([]Alert, error)
+	// AckAlert marks an alert acknowledged by a user (it stays active until
+	// cleared). ErrNotFound for an unknown id.
+	AckAlert(ctx context.Context, id int64, by string, at time.Time) error
+	// ClearAlert ends the active alert with this key (the condition is
+	// over); false when none was active.
+	ClearAlert(ctx context.Context, key string, at time.Time) (bool, error)
 
 	Close() error
 }

@@ -30,6 +30,8 @@ type Options struct {
 	Log    zerolog.Logger
 	// Ready reports readiness for /readyz.
 	Ready func() error
+	// Metrics serves /metrics (Prometheus text format), if set.
+	Metrics http.Handler
 }
 
 // Server is the HTTP server.
@@ -68,6 +70,10 @@ func New(opt Options) (*Server, error) {
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if opt.Metrics != nil {
+		mux.Handle("GET /metrics", opt.Metrics)
+	}
+	mux.Handle("GET /api/v1/alerts", s.authed(s.apiAlerts))
 	mux.Handle("GET /{$}", s.authed(s.dashboard))
 	mux.Handle("GET /api/v1/lines", s.authed(s.apiLines))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -234,4 +240,43 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u auth.User) 
 		return
 	}
 	s.render(w, "dashboard.html", map[string]any{"User": u, "Lines": ls, "Now": time.Now().UTC().Format(time.RFC3339)})
+}
+
+// AlertView is an alert as the API shows it.
+type AlertView struct {
+	ID       int64      `json:"id"`
+	At       time.Time  `json:"at"`
+	Severity string     `json:"severity"`
+	Code     string     `json:"code"`
+	Edge     string     `json:"edge,omitempty"`
+	Message  string     `json:"message"`
+	Ref      string     `json:"ref,omitempty"`
+	Active   bool       `json:"active"`
+	AckedBy  string     `json:"acked_by,omitempty"`
+	AckedAt  *time.Time `json:"acked_at,omitempty"`
+	Cleared  *time.Time `json:"cleared_at,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// apiAlerts lists alerts: ?active=1 for active ones only, ?edge=, ?code=.
+func (s *Server) apiAlerts(w http.ResponseWriter, r *http.Request, _ auth.User) {
+	q := r.URL.Query()
+	list, err := s.opt.Store.Alerts(r.Context(), store.AlertFilter{ActiveOnly: q.Get("active") == "1", Edge: q.Get("edge"), Code: q.Get("code"), Limit: 500})
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := make([]AlertView, 0, len(list))
+	for _, a := range list {
+		out = append(out, AlertView{ID: a.ID, At: a.At, Severity: a.Severity, Code: a.Code, Edge: a.Edge, Message: a.Message, Ref: a.Ref,
+			Active: a.Active, AckedBy: a.AckedBy, AckedAt: timePtr(a.AckedAt), Cleared: timePtr(a.ClearedAt)})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"alerts": out})
 }

@@ -153,6 +153,10 @@ func enrollCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "serialine-central:", err)
 		return 2
 	}
+	if err := store.ValidLineEdgeID(*edge); err != nil {
+		fmt.Fprintln(os.Stderr, "serialine-central:", err)
+		return 2
+	}
 	ctx := context.Background()
 	st, err := app.OpenStore(ctx, cfg.DB, cfg.DataDir)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/serialine/serialine/edge/app"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
-	"github.com/serialine/serialine/edge/identity"
+	"github.com/serialine/serialine/sync/identity"
 	"github.com/serialine/serialine/sync/record"
 )
 

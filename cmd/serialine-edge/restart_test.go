@@ -20,9 +20,9 @@ import (
 	"github.com/serialine/serialine/cmd/internal/linesim"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
-	"github.com/serialine/serialine/edge/identity"
 	"github.com/serialine/serialine/edge/store"
 	"github.com/serialine/serialine/sync/gs1"
+	"github.com/serialine/serialine/sync/identity"
 	"github.com/serialine/serialine/sync/record"
 )
 

@@ -27,7 +27,7 @@ import (
 	edgeapp "github.com/serialine/serialine/edge/app"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
-	"github.com/serialine/serialine/edge/identity"
+	"github.com/serialine/serialine/sync/identity"
 	"github.com/serialine/serialine/sync/record"
 )
 

@@ -22,10 +22,10 @@ import (
 	"github.com/serialine/serialine/edge/api"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
-	"github.com/serialine/serialine/edge/identity"
 	"github.com/serialine/serialine/edge/line"
 	"github.com/serialine/serialine/edge/outbox"
 	"github.com/serialine/serialine/edge/store"
+	"github.com/serialine/serialine/sync/identity"
 	"github.com/serialine/serialine/sync/transport"
 	"github.com/serialine/serialine/sync/wire"
 )

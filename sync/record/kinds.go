@@ -293,3 +293,19 @@ func UnitID(gtin, serial string) string { return "(01)" + gtin + "(21)" + serial
 
 // ContainerID renders a container identifier: (00)SSCC.
 func ContainerID(sscc string) string { return "(00)" + sscc }
+
+// UserAction is what a person did through central or the edge (21 CFR
+// 11.10(e)): who, what, when (the record time), the old and the new value,
+// and why. Actions that need an e-signature carry it.
+type UserAction struct {
+	User   string `json:"user"`
+	Name   string `json:"name,omitempty"` // printed name
+	Role   string `json:"role,omitempty"`
+	Action string `json:"action"`           // e.g. edge.enrolled, alert.acknowledged, user.created
+	Target string `json:"target,omitempty"` // what the action is about (edge id, alert id, batch, ...)
+	Old    string `json:"old,omitempty"`
+	New    string `json:"new,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Signature is the e-signature when the action needs one.
+	Signature *Signature `json:"signature,omitempty"`
+}

@@ -84,6 +84,15 @@ CREATE TABLE conflicts (
   id BIGSERIAL PRIMARY KEY, edge TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
   other_edge TEXT NOT NULL, at TIMESTAMPTZ NOT NULL);
 CREATE INDEX conflicts_edge ON conflicts(edge);
+`,
+	// 3: alerts for QA and ops.
+	`
+CREATE TABLE alerts (
+  id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL, severity TEXT NOT NULL, code TEXT NOT NULL, key TEXT,
+  edge TEXT, message TEXT NOT NULL, ref TEXT, active BOOLEAN NOT NULL DEFAULT true,
+  acked_by TEXT, acked_at TIMESTAMPTZ, cleared_at TIMESTAMPTZ);
+CREATE UNIQUE INDEX alerts_active_key ON alerts(key) WHERE active AND key IS NOT NULL;
+CREATE INDEX alerts_at ON alerts(at);
 `}
 
 // Open connects (url may carry search_path and other runtime parameters)
@@ -488,7 +497,8 @@ func (s *Store) Lines(ctx context.Context) ([]store.LineSummary, error) {
 		LEFT JOIN line_counters c ON c.edge = e.id
 		LEFT JOIN edge_heads h ON h.edge = e.id
 		LEFT JOIN line_status st ON st.edge = e.id
-		ORDER BY e.id`)
+		WHERE NOT starts_with(e.id, $1)
+		ORDER BY e.id`, store.JournalPrefix)
 	if err != nil {
 		return nil, err
 	}

@@ -73,6 +73,15 @@ CREATE TABLE conflicts (
   id INTEGER PRIMARY KEY AUTOINCREMENT, edge TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
   other_edge TEXT NOT NULL, at TEXT NOT NULL);
 CREATE INDEX conflicts_edge ON conflicts(edge);
+`,
+	// 3: alerts for QA and ops.
+	`
+CREATE TABLE alerts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, severity TEXT NOT NULL, code TEXT NOT NULL, key TEXT,
+  edge TEXT, message TEXT NOT NULL, ref TEXT, active INTEGER NOT NULL DEFAULT 1,
+  acked_by TEXT, acked_at TEXT, cleared_at TEXT);
+CREATE UNIQUE INDEX alerts_active_key ON alerts(key) WHERE active = 1 AND key IS NOT NULL;
+CREATE INDEX alerts_at ON alerts(at);
 `}
 
 // Open opens or creates the database file and applies migrations.
@@ -478,7 +487,8 @@ func (s *Store) Lines(ctx context.Context) ([]store.LineSummary, error) {
 		LEFT JOIN line_counters c ON c.edge = e.id
 		LEFT JOIN edge_heads h ON h.edge = e.id
 		LEFT JOIN line_status st ON st.edge = e.id
-		ORDER BY e.id`)
+		WHERE substr(e.id, 1, length(?)) <> ?
+		ORDER BY e.id`, store.JournalPrefix, store.JournalPrefix)
 	if err != nil {
 		return nil, err
 	}

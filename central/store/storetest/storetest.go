@@ -378,6 +378,78 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			}
 		}
 	})
+
+	t.Run("Alerts", func(t *testing.T) {
+		s := open(t)
+		t0 := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+		a, created, err := s.RaiseAlert(ctx, store.Alert{At: t0, Severity: store.SeverityCritical, Code: "quarantine", Key: "q:edge-a", Edge: "edge-a", Message: "bad signature", Ref: "edge-a/1/7"})
+		if err != nil || !created || a.ID == 0 || !a.Active {
+			t.Fatalf("raise: %+v %v %v", a, created, err)
+		}
+		// Same key while active: the existing alert, nothing new.
+		again, created, err := s.RaiseAlert(ctx, store.Alert{At: t0.Add(time.Minute), Severity: store.SeverityCritical, Code: "quarantine", Key: "q:edge-a", Message: "again"})
+		if err != nil || created || again.ID != a.ID || again.Message != "bad signature" {
+			t.Fatalf("raise again: %+v %v %v", again, created, err)
+		}
+		// No key: always a new alert.
+		b, created, err := s.RaiseAlert(ctx, store.Alert{At: t0.Add(2 * time.Minute), Severity: store.SeverityWarning, Code: "calibration_due", Edge: "edge-b", Message: "camera-1 due"})
+		if err != nil || !created || b.ID == a.ID {
+			t.Fatalf("second alert: %+v %v %v", b, created, err)
+		}
+		list, err := s.Alerts(ctx, store.AlertFilter{})
+		if err != nil || len(list) != 2 || list[0].ID != b.ID || list[1].Ref != "edge-a/1/7" || !list[1].At.Equal(t0) {
+			t.Fatalf("alerts newest first: %+v %v", list, err)
+		}
+		if l, _ := s.Alerts(ctx, store.AlertFilter{Edge: "edge-b"}); len(l) != 1 || l[0].Code != "calibration_due" {
+			t.Fatalf("filter by edge: %+v", l)
+		}
+		if l, _ := s.Alerts(ctx, store.AlertFilter{Code: "quarantine"}); len(l) != 1 || l[0].ID != a.ID {
+			t.Fatalf("filter by code: %+v", l)
+		}
+		if err := s.AckAlert(ctx, a.ID, "qa1", t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AckAlert(ctx, 99999, "qa1", t0); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("ack unknown alert: %v", err)
+		}
+		if ok, err := s.ClearAlert(ctx, "q:edge-a", t0.Add(2*time.Hour)); !ok || err != nil {
+			t.Fatalf("clear: %v %v", ok, err)
+		}
+		if ok, _ := s.ClearAlert(ctx, "q:edge-a", t0.Add(3*time.Hour)); ok {
+			t.Fatal("cleared twice")
+		}
+		active, _ := s.Alerts(ctx, store.AlertFilter{ActiveOnly: true})
+		if len(active) != 1 || active[0].ID != b.ID {
+			t.Fatalf("active alerts: %+v", active)
+		}
+		all, _ := s.Alerts(ctx, store.AlertFilter{Code: "quarantine"})
+		if all[0].Active || all[0].AckedBy != "qa1" || !all[0].AckedAt.Equal(t0.Add(time.Hour)) || !all[0].ClearedAt.Equal(t0.Add(2*time.Hour)) {
+			t.Fatalf("cleared alert kept with its history: %+v", all[0])
+		}
+		// Once cleared, the key may be raised again as a new alert.
+		c, created, err := s.RaiseAlert(ctx, store.Alert{Severity: store.SeverityCritical, Code: "quarantine", Key: "q:edge-a", Message: "again later"})
+		if err != nil || !created || c.ID == a.ID {
+			t.Fatalf("raise after clear: %+v %v %v", c, created, err)
+		}
+	})
+
+	t.Run("JournalsAreNotLines", func(t *testing.T) {
+		s := open(t)
+		line := NewChain("edge-j", 1, 11)
+		journal := NewChain(store.JournalPrefix+"c1", 1, 12)
+		enroll(t, s, line)
+		enroll(t, s, journal)
+		if err := s.Append(ctx, journal.Edge, journal.Head(), journal.Next(record.KindUserAction, record.UserAction{User: "admin", Action: "edge.enrolled", Target: "edge-j"})); err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.Lines(ctx)
+		if err != nil || len(l) != 1 || l[0].Edge != "edge-j" {
+			t.Fatalf("lines: %+v %v", l, err)
+		}
+		if n, _ := s.CountRecords(ctx, journal.Edge); n != 1 {
+			t.Fatalf("journal records: %d", n)
+		}
+	})
 }
 
 func recordsOf(s []store.Stored) []record.Record {
