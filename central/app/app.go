@@ -86,11 +86,11 @@ func redact(u string) string {
 
 // New opens the store, binds the broker and the web listener and enrolls the
 // edges named in the config. Nothing runs until Run.
-func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (a *App, err error) {
-	a = &App{Cfg: cfg, log: log}
+func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, err error) {
+	a := &App{Cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
-			a.Close()
+			a.Close() // a, not the nil the failing return gives the caller
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {

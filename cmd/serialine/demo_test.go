@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 )
 
@@ -29,6 +32,31 @@ func requireService(t *testing.T, env, addr, what string) {
 	t.Skipf("%s not reachable at %s", what, addr)
 }
 
+// pgSchema creates an empty schema in the test database for one test (so
+// tests never see each other's tables, nor a schema another build migrated)
+// and returns the database URL selecting it; the schema is dropped after.
+func pgSchema(t *testing.T) string {
+	t.Helper()
+	const base = "postgres://127.0.0.1:5432/test"
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	schema := fmt.Sprintf("serialine_demo_%d", rand.Uint64()%1e12)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), base); err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
+	return base + "?search_path=" + schema
+}
+
 // The issue's acceptance: `serialine demo --pallets 2 --summary-json s.json`
 // exits 0 with 2 pallets, every record synced and the chain verified, on
 // the embedded broker + SQLite, on PostgreSQL and on Mosquitto.
@@ -39,7 +67,7 @@ func TestDemoPallets(t *testing.T) {
 		need func(t *testing.T)
 	}{
 		{"embedded", nil, func(t *testing.T) {}},
-		{"postgres", []string{"--db", "postgres://127.0.0.1:5432/test"}, func(t *testing.T) {
+		{"postgres", nil, func(t *testing.T) {
 			requireService(t, "SERIALINE_REQUIRE_PG", "127.0.0.1:5432", "PostgreSQL")
 		}},
 		{"mosquitto", []string{"--broker", "tcp://127.0.0.1:1883"}, func(t *testing.T) {
@@ -49,6 +77,9 @@ func TestDemoPallets(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.need(t)
+			if tc.name == "postgres" {
+				tc.args = []string{"--db", pgSchema(t)}
+			}
 			dir := t.TempDir()
 			summary := filepath.Join(dir, "s.json")
 			var out, errOut bytes.Buffer

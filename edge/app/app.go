@@ -67,13 +67,13 @@ func DataDir(cfg *config.Line) string {
 func KeyPath(cfg *config.Line) string { return filepath.Join(DataDir(cfg), "edge.key") }
 
 // New builds the edge; nothing runs until Run.
-func New(opt Options) (e *Edge, err error) {
+func New(opt Options) (_ *Edge, err error) {
 	cfg := opt.Config
 	log := opt.Log.With().Str("edge", cfg.Edge.ID).Logger()
-	e = &Edge{Cfg: cfg, log: log}
+	e := &Edge{Cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
-			e.Close()
+			e.Close() // e, not the nil the failing return gives the caller
 		}
 	}()
 	dir := DataDir(cfg)
