@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +123,45 @@ func TestVideojetLineEndToEnd(t *testing.T) {
 				t.Fatalf("records %v", kinds)
 			}
 		})
+	}
+}
+
+// The Videojet drivers' options are strict: unknown keys and bad values
+// are errors at their file:line; the JSON Schema knows both drivers.
+func TestVideojetOptionsStrict(t *testing.T) {
+	devices.Register()
+	bad := `line: {id: l}
+edge: {id: e}
+company: {gs1_prefix: "9506000"}
+products: [{gtin: "09506000134352", name: T, packaging: {units_per_case: 1, cases_per_pallet: 1}}]
+devices:
+  printers:
+    - {name: p, driver: videojet, address: "h:1", options: {fnc1: fnc2}}
+    - {name: q, driver: videojet-cij, address: "h:2", options: {messages: {unit: {name: "A", code: "DM", fieldz: {}}}}}
+    - {name: r, driver: videojet, address: "h:3", options: {jobs: {box: {name: J, code: DM}}}}
+  cameras: [{name: c, driver: dataman, address: "h:4"}]
+  plcs: [{name: l, driver: modbus, address: "h:5", options: {tags: {reject: {coil: 0}}}}]
+`
+	_, err := config.Parse("bad.yaml", []byte(bad))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		"bad.yaml:7:", `fnc1: "fnc2": want "gs" or "brackets"`,
+		"bad.yaml:8:", "fieldz",
+		"bad.yaml:9:", "jobs.box: level must be unit, case or pallet",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors lack %q:\n%v", want, err)
+		}
+	}
+	schema, err := config.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"videojet"`, `"videojet-cij"`, `"counter_selector"`, `"disable_notifications"`} {
+		if !strings.Contains(string(schema), want) {
+			t.Errorf("schema lacks %s", want)
+		}
 	}
 }
