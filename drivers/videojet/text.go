@@ -139,6 +139,16 @@ const (
 	AsyncOutput   // OUT: output changes
 )
 
+var replyNames = map[ReplyKind]string{ReplyACK: "ACK", ReplyERR: "ERR", ReplyStatus: "STS", AsyncPrintEnd: "PRC", AsyncPrintBeg: "PRS",
+	AsyncState: "STS (notification)", AsyncError: "ERS", AsyncJob: "JOB", AsyncOutput: "OUT"}
+
+func (k ReplyKind) String() string {
+	if n, ok := replyNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("reply kind %d", int(k))
+}
+
 // Async reports whether the line is an unsolicited notification.
 func (k ReplyKind) Async() bool { return k >= AsyncPrintEnd }
 

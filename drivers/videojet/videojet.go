@@ -222,7 +222,7 @@ func (d *Videojet) notification(rep Reply) {
 		default:
 		}
 	default:
-		d.log.Debug().Int("kind", int(rep.Kind)).Strs("fields", rep.Fields).Msg("printer notification")
+		d.log.Debug().Stringer("kind", rep.Kind).Strs("fields", rep.Fields).Msg("printer notification")
 	}
 }
 
@@ -239,14 +239,13 @@ func quoted(b []byte) string {
 // late reply must never be taken for the next command's.
 func (d *Videojet) exchange(ctx context.Context, op string, cmd []byte) (Reply, []byte, error) {
 	tc := d.tc
-	for {
+	for drained := false; !drained; {
 		select {
 		case stale := <-tc.replies:
 			d.log.Warn().Str("op", op).Str("raw", quoted(stale.raw)).Msg("unsolicited line from printer before command: discarded")
-			continue
 		default:
+			drained = true
 		}
-		break
 	}
 	dl := d.deadline(ctx)
 	tc.c.SetWriteDeadline(dl)

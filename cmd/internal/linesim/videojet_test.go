@@ -155,6 +155,13 @@ devices:
 			t.Errorf("errors lack %q:\n%v", want, err)
 		}
 	}
+	// The driver's sample configuration is a valid device list.
+	sample := strings.ReplaceAll("\n"+videojet.SampleConfig, "\n", "\n    ")
+	good := strings.Replace(strings.Replace(bad, "  printers:\n", "  printers:"+sample+"\n", 1), "    - {name: p", "#", 1)
+	good = strings.Replace(strings.Replace(good, "    - {name: q", "#", 1), "    - {name: r", "#", 1)
+	if l, err := config.Parse("sample.yaml", []byte(good)); err != nil || len(l.Devices.Printers) != 2 {
+		t.Fatalf("sample.yaml in a line config: %v\n%s", err, good)
+	}
 	schema, err := config.Schema()
 	if err != nil {
 		t.Fatal(err)
