@@ -205,3 +205,11 @@ type PLC interface {
 type HealthReporter interface {
 	Health() Health
 }
+
+// PrintConfirmer is implemented by printers that notify each label they
+// have printed (Videojet print-complete notifications). It counts the
+// confirmations since the driver was created. A confirmation is the
+// printer's word only: the camera read stays the proof of printing.
+type PrintConfirmer interface {
+	PrintsConfirmed() uint64
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/serialine/serialine/drivers"
 	"github.com/serialine/serialine/drivers/camera"
 	"github.com/serialine/serialine/drivers/modbus"
+	"github.com/serialine/serialine/drivers/videojet"
 	"github.com/serialine/serialine/drivers/zebra"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/line"
@@ -26,6 +27,12 @@ type driver struct {
 var drivers_ = map[string]driver{
 	"zebra": {"printer", func() any { return &zebra.Options{} }, func(d config.Device, o any, log zerolog.Logger) (any, error) {
 		return zebra.New(d.Name, d.Address, d.Timeout.D(), *o.(*zebra.Options), log)
+	}},
+	"videojet": {"printer", func() any { return &videojet.Options{} }, func(d config.Device, o any, log zerolog.Logger) (any, error) {
+		return videojet.New(d.Name, d.Address, d.Timeout.D(), *o.(*videojet.Options), log)
+	}},
+	"videojet-cij": {"printer", func() any { return &videojet.CIJOptions{} }, func(d config.Device, o any, log zerolog.Logger) (any, error) {
+		return videojet.NewCIJ(d.Name, d.Address, d.Timeout.D(), *o.(*videojet.CIJOptions), log)
 	}},
 	"dataman": {"camera", func() any { return &camera.Options{Profile: "dataman"} }, func(d config.Device, o any, log zerolog.Logger) (any, error) {
 		return camera.New(d.Name, d.Address, d.Timeout.D(), *o.(*camera.Options), log)

@@ -45,6 +45,8 @@ var ratios = []ratio{
 	{"edge durable record rate vs raw bbolt group commit", "edge/store.BenchmarkGroupCommit/store", "edge/store.BenchmarkGroupCommit/raw-bbolt", "records/s", 0.5},
 	{"drain edge→broker→central (SQLite) vs raw Mosquitto QoS1", "cmd/serialine.BenchmarkDrain/sqlite", "cmd/serialine.BenchmarkDrain/raw-mosquitto", "records/s", 0.5},
 	{"central ingest PostgreSQL vs raw pgx COPY", "central/store/postgres.BenchmarkAppend", "central/store/postgres.BenchmarkRawCopy", "records/s", 0.5},
+	{"Videojet text driver per unit vs raw loopback round trip", "drivers/videojet.BenchmarkPrint/text/driver", "drivers/videojet.BenchmarkPrint/text/raw", "units/s", 0.5},
+	{"Videojet WSI driver per unit vs raw loopback packets", "drivers/videojet.BenchmarkPrint/wsi/driver", "drivers/videojet.BenchmarkPrint/wsi/raw", "units/s", 0.5},
 }
 
 const module = "github.com/serialine/serialine/"

@@ -15,6 +15,8 @@ import (
 	"github.com/serialine/serialine/drivers/camera/camerasim"
 	"github.com/serialine/serialine/drivers/modbus"
 	"github.com/serialine/serialine/drivers/modbus/modbussim"
+	"github.com/serialine/serialine/drivers/videojet"
+	"github.com/serialine/serialine/drivers/videojet/videojetsim"
 	"github.com/serialine/serialine/drivers/zebra/zebrasim"
 	"github.com/serialine/serialine/edge/config"
 )
@@ -39,6 +41,9 @@ type Line struct {
 	addrs    map[string]string
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+
+	// Videojets are the Videojet printers (drivers videojet, videojet-cij).
+	Videojets map[string]*videojetsim.Sim
 }
 
 func bind(opt Options, d config.Device) string {
@@ -52,12 +57,19 @@ func bind(opt Options, d config.Device) string {
 func Start(ctx context.Context, cfg *config.Line, opt Options) (l *Line, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	l = &Line{Printers: map[string]*zebrasim.Sim{}, Cameras: map[string]*camerasim.Sim{}, PLCs: map[string]*modbussim.Sim{}, addrs: map[string]string{}, cancel: cancel}
+	l.Videojets = map[string]*videojetsim.Sim{}
 	defer func() {
 		if err != nil {
 			l.Close()
 		}
 	}()
 	for _, d := range cfg.Devices.Printers {
+		if d.Driver == "videojet" || d.Driver == "videojet-cij" {
+			if err := l.startVideojet(ctx, opt, d); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if d.Driver != "zebra" {
 			return nil, fmt.Errorf("printer %s: no simulator for driver %q", d.Name, d.Driver)
 		}
@@ -113,6 +125,21 @@ func Start(ctx context.Context, cfg *config.Line, opt Options) (l *Line, err err
 			break
 		}
 		ps, cs := l.Printers[p.Name], l.Cameras[cfg.Devices.Cameras[i].Name]
+		if vs, ok := l.Videojets[p.Name]; ok {
+			l.serve(func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case lbl := <-vs.Printed():
+						if lbl.Symbol == "datamatrix" {
+							cs.See(lbl.Data)
+						}
+					}
+				}
+			})
+			continue
+		}
 		l.serve(func() {
 			for {
 				select {
@@ -127,6 +154,34 @@ func Start(ctx context.Context, cfg *config.Line, opt Options) (l *Line, err err
 		})
 	}
 	return l, nil
+}
+
+// startVideojet starts a Videojet simulator that matches the driver's
+// options (jobs or messages, code fields).
+func (l *Line) startVideojet(ctx context.Context, opt Options, d config.Device) error {
+	var so videojetsim.Options
+	if d.Driver == "videojet-cij" {
+		var o videojet.CIJOptions
+		if p, ok := d.Decoded.(*videojet.CIJOptions); ok {
+			o = *p
+		}
+		so = videojetsim.CIJOptions(d.Name, o, opt.Rate)
+	} else {
+		var o videojet.Options
+		if p, ok := d.Decoded.(*videojet.Options); ok {
+			o = *p
+		}
+		so = videojetsim.TextOptions(d.Name, o, opt.Rate)
+	}
+	s := videojetsim.New(so, opt.Log)
+	a, err := s.Listen(bind(opt, d))
+	if err != nil {
+		return fmt.Errorf("printer %s: %w", d.Name, err)
+	}
+	l.addrs[d.Name] = a.String()
+	l.Videojets[d.Name] = s
+	l.serve(func() { s.Serve(ctx) })
+	return nil
 }
 
 func (l *Line) serve(f func()) {
@@ -156,6 +211,9 @@ func (l *Line) Describe() []string {
 	var out []string
 	for n := range l.Printers {
 		out = append(out, fmt.Sprintf("printer %s  ZPL   tcp://%s", n, l.addrs[n]))
+	}
+	for n := range l.Videojets {
+		out = append(out, fmt.Sprintf("printer %s  Videojet tcp://%s", n, l.addrs[n]))
 	}
 	for n := range l.Cameras {
 		out = append(out, fmt.Sprintf("camera  %s  lines tcp://%s", n, l.addrs[n]))
