@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,6 +30,17 @@ type Server struct {
 	ln    net.Listener
 	srv   *http.Server
 	now   func() time.Time
+
+	reloadMu sync.Mutex
+	reload   func(ctx context.Context) (line.ConfigChange, error)
+}
+
+// SetReload installs what POST /api/v1/config/reload does: the daemon
+// re-reads its line config file and proposes it to the engine.
+func (s *Server) SetReload(fn func(ctx context.Context) (line.ConfigChange, error)) {
+	s.reloadMu.Lock()
+	s.reload = fn
+	s.reloadMu.Unlock()
 }
 
 // New binds the listener.
@@ -59,6 +71,10 @@ func New(listen string, eng *line.Engine, users []config.User, log zerolog.Logge
 	mux.HandleFunc("POST /api/v1/containers/{sscc}/unpack", s.role("operator", s.unpack))
 	mux.HandleFunc("POST /api/v1/containers/{sscc}/close", s.role("operator", s.close))
 	mux.HandleFunc("POST /api/v1/caseread", s.role("operator", s.caseRead))
+	mux.HandleFunc("POST /api/v1/challenge", s.role("operator", s.challenge))
+	mux.HandleFunc("POST /api/v1/config/reload", s.role("supervisor", s.reloadConfig))
+	mux.HandleFunc("GET /api/v1/containers/{sscc}", s.container)
+	mux.HandleFunc("GET /api/v1/units/{serial}", s.unit)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -293,6 +309,65 @@ func (s *Server) caseRead(w http.ResponseWriter, r *http.Request, u config.User)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"sscc": sscc})
+}
+
+func (s *Server) challenge(w http.ResponseWriter, r *http.Request, u config.User) {
+	var req struct {
+		Kinds []string `json:"kinds"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if err := s.eng.ChallengeNow(r.Context(), u.ID, req.Kinds); err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, s.eng.Status())
+}
+
+func (s *Server) reloadConfig(w http.ResponseWriter, r *http.Request, u config.User) {
+	s.reloadMu.Lock()
+	fn := s.reload
+	s.reloadMu.Unlock()
+	if fn == nil {
+		writeErr(w, http.StatusNotImplemented, "this edge was not started from a config file: nothing to reload")
+		return
+	}
+	ch, err := fn(r.Context())
+	if err != nil {
+		var re *line.RuleError
+		if errors.As(err, &re) {
+			writeErr(w, http.StatusConflict, re.Msg)
+			return
+		}
+		var ce *config.Errors
+		if errors.As(err, &ce) {
+			writeErr(w, http.StatusUnprocessableEntity, "the config file is not valid, nothing changed:\n"+ce.Error())
+			return
+		}
+		writeErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.log.Info().Str("user", u.ID).Str("status", ch.Status).Str("hash", ch.Hash).Msg("config reload requested")
+	writeJSON(w, 200, ch)
+}
+
+func (s *Server) container(w http.ResponseWriter, r *http.Request) {
+	c, err := s.eng.Container(r.PathValue("sscc"))
+	if err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, c)
+}
+
+func (s *Server) unit(w http.ResponseWriter, r *http.Request) {
+	u, err := s.eng.Unit(r.URL.Query().Get("gtin"), r.PathValue("serial"))
+	if err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, u)
 }
 
 func (s *Server) batchState(fn func(ctx context.Context, by, reason string) error) func(http.ResponseWriter, *http.Request, config.User) {

@@ -196,6 +196,9 @@ func (e *Engine) Unpack(ctx context.Context, parent, child, reason string, sig *
 // the closed counts.
 func (e *Engine) reopen(tx *store.Tx, c *container, reason string, sig *record.Signature) error {
 	c.Closed, c.Partial = false, false
+	if c.Batch == e.b.ID {
+		e.b.Open = append(e.b.Open, c.SSCC)
+	}
 	if c.Level == LevelCase {
 		e.b.CasesClosed--
 		e.b.Aggregated -= len(c.Children)
