@@ -70,13 +70,13 @@ type Edge struct {
 	// differs from Cfg and waits for the open batch to close.
 	File    *config.Line
 	Pending bool
-	Store  *store.DB
-	Engine *line.Engine
-	API    *api.Server
-	Client *transport.Client
-	Outbox *outbox.Outbox
-	Tags   *devices.TagServer
-	log    zerolog.Logger
+	Store   *store.DB
+	Engine  *line.Engine
+	API     *api.Server
+	Client  *transport.Client
+	Outbox  *outbox.Outbox
+	Tags    *devices.TagServer
+	log     zerolog.Logger
 }
 
 // DataDir resolves the edge's data directory.
