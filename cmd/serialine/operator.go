@@ -664,7 +664,9 @@ func init() {
 		}},
 		"container unpack": {
 			signed: "approval of rework",
-			flags:  func(fs *flag.FlagSet, o *opCtx) { fs.StringVar(&o.reason, "reason", "", "why the container is reworked (required)") },
+			flags: func(fs *flag.FlagSet, o *opCtx) {
+				fs.StringVar(&o.reason, "reason", "", "why the container is reworked (required)")
+			},
 			run: func(o *opCtx) error {
 				if err := o.nargs(2, "SSCC CHILD"); err != nil {
 					return err
