@@ -281,7 +281,7 @@ func (e *Engine) pack(tx *store.Tx, parent, child string) (*container, error) {
 		}
 		var u unit
 		key := unitKey(gtin, serial)
-		found, err := tx.GetJSON(store.Units, key, &u)
+		found, err := getUnit(tx, key, &u)
 		if err != nil {
 			return nil, err
 		}
@@ -296,7 +296,7 @@ func (e *Engine) pack(tx *store.Tx, parent, child string) (*container, error) {
 			return nil, ruleErr("unit %s is already in case %s", child, u.Parent)
 		}
 		u.Parent = c.SSCC
-		if err := tx.PutJSON(store.Units, key, &u); err != nil {
+		if err := putUnit(tx, key, &u); err != nil {
 			return nil, err
 		}
 		e.b.Packed++
@@ -393,7 +393,7 @@ func (e *Engine) validateChildren(tx *store.Tx, c *container) error {
 				return ruleErr("case %s: child %q is not a unit id", c.SSCC, child)
 			}
 			var u unit
-			found, err := tx.GetJSON(store.Units, unitKey(gtin, serial), &u)
+			found, err := getUnit(tx, unitKey(gtin, serial), &u)
 			if err != nil {
 				return err
 			}

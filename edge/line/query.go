@@ -62,7 +62,7 @@ func (e *Engine) Unit(gtin, serial string) (UnitInfo, error) {
 	err := e.db.View(func(tx *store.Tx) error {
 		for _, g := range gtins {
 			var u unit
-			ok, err := tx.GetJSON(store.Units, unitKey(g, serial), &u)
+			ok, err := getUnit(tx, unitKey(g, serial), &u)
 			if err != nil {
 				return err
 			}

@@ -422,7 +422,7 @@ func (s *scenario) exec(text string) {
 func (s *scenario) unitStatus(serial string) string {
 	var u unit
 	_ = s.r.db.View(func(tx *store.Tx) error {
-		_, err := tx.GetJSON(store.Units, unitKey("09506000134352", serial), &u)
+		_, err := getUnit(tx, unitKey("09506000134352", serial), &u)
 		return err
 	})
 	return u.Status

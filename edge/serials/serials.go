@@ -445,3 +445,42 @@ func Release(tx *store.Tx, batch string) ([]string, error) {
 	}
 	return out, tx.PutJSON(store.State, resKey(batch), &r)
 }
+
+// Load appends serials the caller knows to be new for the GTIN to its pool,
+// without the duplicate checks of Generate and Import (at most ChunkSize
+// per transaction is not enforced): it builds large stores fast for the
+// memory and start-up benchmarks. In key order the writes are appends.
+func Load(tx *store.Tx, gtin string, list []string) error {
+	next := getCount(tx, "pool_next", gtin)
+	for _, s := range list {
+		if err := tx.Put(store.PoolIndex, key(gtin, s), []byte{}); err != nil {
+			return err
+		}
+		if err := tx.Put(store.Pool, seqKey(gtin, uint64(next)), []byte(s)); err != nil {
+			return err
+		}
+		next++
+	}
+	if err := setCount(tx, "pool_next", gtin, next); err != nil {
+		return err
+	}
+	return addCount(tx, "pool_known", gtin, len(list))
+}
+
+// Consume marks the next n pool serials of the GTIN as drawn (used by past
+// batches) and returns them: the fixture side of Load.
+func Consume(tx *store.Tx, gtin string, n int) ([]string, error) {
+	head := getCount(tx, "pool_head", gtin)
+	if Available(tx, gtin) < n {
+		return nil, fmt.Errorf("GTIN %s has %d serials in the pool, %d needed", gtin, Available(tx, gtin), n)
+	}
+	out := make([]string, 0, n)
+	for c := head; c < head+n; c++ {
+		v := tx.Get(store.Pool, seqKey(gtin, uint64(c)))
+		if v == nil {
+			return nil, fmt.Errorf("GTIN %s: pool entry %d is missing", gtin, c)
+		}
+		out = append(out, string(v))
+	}
+	return out, setCount(tx, "pool_head", gtin, head+n)
+}
