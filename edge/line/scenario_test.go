@@ -92,6 +92,13 @@ func runScenario(t *testing.T, file string) {
 		s.exec(text)
 	}
 	s.checkLast()
+	// Whatever the scenario did, the store's invariants hold.
+	if s.r != nil {
+		rep, err := Audit(s.r.db)
+		if err != nil || len(rep.Problems) > 0 {
+			t.Fatalf("%s: store audit: %v %s", file, err, strings.Join(rep.Problems, "\n"))
+		}
+	}
 }
 
 func (s *scenario) fatalf(format string, a ...any) {

@@ -484,3 +484,65 @@ func Consume(tx *store.Tx, gtin string, n int) ([]string, error) {
 	}
 	return out, setCount(tx, "pool_head", gtin, head+n)
 }
+
+// Account checks the serial accounting of a GTIN: every serial ever added
+// to its pool is exactly one of available (in the pool), reserved by a
+// batch and unused, or used (commissioned: used reports it, usedCount is
+// how many the GTIN has). It returns the problems found (none: balanced).
+func Account(tx *store.Tx, gtin string, used func(serial string) bool, usedCount int) []string {
+	var problems []string
+	avail, reserved := 0, 0
+	seen := map[string]string{}
+	mark := func(s, where string) {
+		if w, dup := seen[s]; dup {
+			problems = append(problems, fmt.Sprintf("GTIN %s serial %s is both %s and %s", gtin, s, w, where))
+		}
+		seen[s] = where
+		if used(s) {
+			problems = append(problems, fmt.Sprintf("GTIN %s serial %s is %s and also used", gtin, s, where))
+		}
+		if !InPool(tx, gtin, s) {
+			problems = append(problems, fmt.Sprintf("GTIN %s serial %s is %s but not in the pool index", gtin, s, where))
+		}
+	}
+	head, next := getCount(tx, "pool_head", gtin), getCount(tx, "pool_next", gtin)
+	for c := head; c < next; c++ {
+		v := tx.Get(store.Pool, seqKey(gtin, uint64(c)))
+		if v == nil {
+			problems = append(problems, fmt.Sprintf("GTIN %s: pool entry %d is missing", gtin, c))
+			continue
+		}
+		mark(string(v), "available")
+		avail++
+	}
+	err := tx.ForEachPrefix(store.State, []byte("reserved:"), func(k, v []byte) error {
+		var r reservation
+		if err := json.Unmarshal(v, &r); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", k, err))
+			return nil
+		}
+		if r.GTIN != gtin {
+			return nil
+		}
+		for _, sp := range r.Spans {
+			for c := sp.Next; c < sp.End; c++ {
+				s := tx.Get(store.Pool, seqKey(gtin, c))
+				if s == nil {
+					problems = append(problems, fmt.Sprintf("GTIN %s: pool entry %d reserved by %s is missing", gtin, c, k[len("reserved:"):]))
+					continue
+				}
+				mark(string(s), "reserved by batch "+string(k[len("reserved:"):]))
+				reserved++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if known := Known(tx, gtin); known != avail+reserved+usedCount {
+		problems = append(problems, fmt.Sprintf("GTIN %s: %d serials known, %d available + %d reserved unused + %d used = %d (serials lost or counted twice)",
+			gtin, known, avail, reserved, usedCount, avail+reserved+usedCount))
+	}
+	return problems
+}
