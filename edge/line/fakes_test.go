@@ -22,8 +22,9 @@ import (
 
 type fakePrinter struct {
 	out     chan drivers.Label
-	fail    atomic.Bool
-	printed atomic.Int64
+	fail      atomic.Bool
+	printed   atomic.Int64
+	templates atomic.Int64
 }
 
 func (p *fakePrinter) Connect(ctx context.Context) error { return nil }
@@ -38,6 +39,13 @@ func (p *fakePrinter) Print(ctx context.Context, l drivers.Label) error {
 	}
 	return nil
 }
+// PrintTemplate implements TemplatePrinter: it counts labels printed with
+// the product's template.
+func (p *fakePrinter) PrintTemplate(ctx context.Context, l drivers.Label, template string) error {
+	p.templates.Add(1)
+	return p.Print(ctx, l)
+}
+
 func (p *fakePrinter) Status(ctx context.Context) (drivers.Health, error) {
 	return drivers.Health{Connected: true}, nil
 }

@@ -63,6 +63,8 @@ type confBuild struct {
 	overage         int
 	source          string
 	lowWater        int
+	samples         int
+	labelUnit       string
 }
 
 func runScenario(t *testing.T, file string) {
@@ -163,6 +165,10 @@ func (s *scenario) boot() {
 	cfg.Products[0].Serials.OveragePercent = c.overage
 	cfg.Products[0].Serials.Source = c.source
 	cfg.Products[0].Serials.LowWater = c.lowWater
+	cfg.Products[0].Samples = c.samples
+	if c.labelUnit != "" {
+		cfg.Products[0].Labels = map[string]string{"unit": c.labelUnit}
+	}
 	s.r = newRig(s.t, cfg, s.dir, nil)
 }
 
@@ -279,6 +285,10 @@ func (s *scenario) exec(text string) {
 				s.conf.source = v
 			case "low_water":
 				s.conf.lowWater = n
+			case "samples":
+				s.conf.samples = n
+			case "label_unit":
+				s.conf.labelUnit = v
 			default:
 				s.fatalf("unknown config key %s", k)
 			}
@@ -400,6 +410,25 @@ func (s *scenario) exec(text string) {
 		if len(args) == 3 && args[1] == "->" {
 			s.names[args[2]] = sscc
 		}
+	case "challenge":
+		var kinds []string
+		if len(args) > 0 {
+			kinds = strings.Split(args[0], ",")
+		}
+		s.lastErr = s.engine().ChallengeNow(ctx, "op", kinds)
+	case "ssccs-distinct":
+		// The named containers have distinct SSCCs with valid check digits.
+		seen := map[string]string{}
+		for _, n := range args {
+			sscc := s.container(n)
+			if len(sscc) != 18 || gs1.VerifyCheckDigit(sscc) != nil {
+				s.fatalf("container %s: SSCC %q is not 18 digits with a valid check digit", n, sscc)
+			}
+			if other, dup := seen[sscc]; dup {
+				s.fatalf("containers %s and %s share SSCC %s", other, n, sscc)
+			}
+			seen[sscc] = n
+		}
 	case "hold":
 		s.lastErr = s.engine().Hold(ctx, "op", "scenario")
 	case "resume":
@@ -504,6 +533,23 @@ func (s *scenario) expect(args []string) {
 			}
 		case strings.HasPrefix(k, "unit:"):
 			got = s.unitStatus(s.serialRef(k))
+		case k == "open_containers":
+			got = strconv.Itoa(len(st.OpenContainers))
+		case strings.HasPrefix(k, "fill:"):
+			got = "not open"
+			for _, c := range st.OpenContainers {
+				if c.SSCC == s.container(strings.TrimPrefix(k, "fill:")) {
+					got = strconv.Itoa(c.Fill)
+				}
+			}
+		case k == "reserved":
+			got = strconv.Itoa(st.Reserved)
+		case k == "samples":
+			got = strconv.Itoa(st.Samples)
+		case k == "templates":
+			got = strconv.FormatInt(s.r.printer.templates.Load(), 10)
+		case k == "status_pool":
+			got = strconv.Itoa(st.Pools[0].Available)
 		default:
 			s.fatalf("unknown expectation %s", k)
 		}
