@@ -33,7 +33,7 @@ const benchGTIN = "09506000134352"
 // benchFixture returns a data directory whose store holds n used serials
 // (and 200,000 available), built once and cached under the OS temp dir.
 func benchFixture(b *testing.B, n int) string {
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("serialine-bench-edge-%d-v1", n))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("serialine-bench-edge-%d-v2", n))
 	if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
 		return dir
 	}
