@@ -133,7 +133,8 @@ func (e *Engine) ProposeConfig(ctx context.Context, cfg *config.Line) (ConfigCha
 			if cfg.Hash == e.cfg.Hash {
 				return ConfigChange{Status: ConfigUnchanged, Hash: cfg.Hash, Message: "the line config in force is this file"}, nil
 			}
-			e.requestRestart("line config " + short(cfg.Hash) + " changed with no batch open")
+			why := "line config " + short(cfg.Hash) + " changed with no batch open"
+			e.fx.replies = append(e.fx.replies, func() { e.requestRestart(why) })
 			return ConfigChange{Status: ConfigRestart, Hash: cfg.Hash, Message: "no batch open: the edge restarts to apply the config"}, nil
 		}
 		if err := e.setPending(tx, cfg.Hash, cfg.File); err != nil {

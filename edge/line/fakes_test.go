@@ -21,7 +21,7 @@ import (
 // their simulators are tested on real sockets in drivers/.
 
 type fakePrinter struct {
-	out     chan drivers.Label
+	out       chan drivers.Label
 	fail      atomic.Bool
 	printed   atomic.Int64
 	templates atomic.Int64
@@ -39,6 +39,7 @@ func (p *fakePrinter) Print(ctx context.Context, l drivers.Label) error {
 	}
 	return nil
 }
+
 // PrintTemplate implements TemplatePrinter: it counts labels printed with
 // the product's template.
 func (p *fakePrinter) PrintTemplate(ctx context.Context, l drivers.Label, template string) error {
