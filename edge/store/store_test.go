@@ -3,10 +3,13 @@ package store
 import (
 	"crypto/ed25519"
 	"errors"
-	bolt "go.etcd.io/bbolt"
+	"math"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/serialine/serialine/sync/record"
 )
@@ -234,4 +237,36 @@ func storedRecordSize(b *testing.B, body any) int {
 		return nil
 	})
 	return size
+}
+
+// BenchmarkCommitLatency is the raw limit of the unit-cycle latency: one
+// bbolt transaction with one record-sized put and its fsync, paced at 20
+// per second like the units of BenchmarkUnitCycleLatency (b.N commits;
+// `make bench` runs 200). Reports p50/p99/max in ms.
+func BenchmarkCommitLatency(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "e.db"), Options{EdgeID: "edge-1", Key: key()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	val := make([]byte, 180)
+	lat := make([]float64, 0, b.N)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		<-tick.C
+		t0 := time.Now()
+		err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLog).Put(u64(uint64(i+1)), val) })
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, float64(time.Since(t0))/1e6)
+	}
+	b.StopTimer()
+	sort.Float64s(lat)
+	at := func(p float64) float64 { return lat[max(0, min(len(lat)-1, int(math.Ceil(p/100*float64(len(lat))))-1))] }
+	b.ReportMetric(at(50), "p50_ms")
+	b.ReportMetric(at(99), "p99_ms")
+	b.ReportMetric(lat[len(lat)-1], "max_ms")
 }
