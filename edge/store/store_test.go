@@ -265,7 +265,9 @@ func BenchmarkCommitLatency(b *testing.B) {
 	}
 	b.StopTimer()
 	sort.Float64s(lat)
-	at := func(p float64) float64 { return lat[max(0, min(len(lat)-1, int(math.Ceil(p/100*float64(len(lat))))-1))] }
+	at := func(p float64) float64 {
+		return lat[max(0, min(len(lat)-1, int(math.Ceil(p/100*float64(len(lat))))-1))]
+	}
 	b.ReportMetric(at(50), "p50_ms")
 	b.ReportMetric(at(99), "p99_ms")
 	b.ReportMetric(lat[len(lat)-1], "max_ms")
