@@ -21,9 +21,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/serialine/serialine/cmd/internal/linesim"
+	"github.com/serialine/serialine/edge/app"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
-	"github.com/serialine/serialine/edge/identity"
 	"github.com/serialine/serialine/edge/line"
 	"github.com/serialine/serialine/edge/store"
 )
@@ -41,12 +41,8 @@ func benchFixture(b *testing.B, n int) string {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		b.Fatal(err)
 	}
-	key, _, err := identity.LoadOrCreate(filepath.Join(dir, "edge.key"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	start := time.Now()
-	db, err := store.Open(filepath.Join(dir, "edge.db"), store.Options{EdgeID: "edge-bench", Key: key, NoSync: true})
+	db, err := app.OpenStore(&config.Line{Edge: config.Edge{ID: "edge-bench", DataDir: dir}}, store.Options{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}

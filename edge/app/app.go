@@ -91,6 +91,21 @@ func DataDir(cfg *config.Line) string {
 	return d
 }
 
+// OpenStore opens the edge's store with its signing key (created if
+// missing), for tools, benchmarks and crash checks; the daemon must not be
+// running (it holds the store's lock).
+func OpenStore(cfg *config.Line, opt store.Options) (*store.DB, error) {
+	if err := os.MkdirAll(DataDir(cfg), 0o700); err != nil {
+		return nil, err
+	}
+	key, _, err := identity.LoadOrCreate(KeyPath(cfg))
+	if err != nil {
+		return nil, err
+	}
+	opt.EdgeID, opt.Key = cfg.Edge.ID, key
+	return store.Open(filepath.Join(DataDir(cfg), "edge.db"), opt)
+}
+
 // KeyPath is where the edge's signing key lives.
 func KeyPath(cfg *config.Line) string { return filepath.Join(DataDir(cfg), "edge.key") }
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
-	"github.com/serialine/serialine/edge/identity"
 	"github.com/serialine/serialine/edge/line"
 	"github.com/serialine/serialine/edge/line/linetest"
 	"github.com/serialine/serialine/edge/store"
@@ -97,11 +96,7 @@ func logOf(t *testing.T, path string) []record.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := identity.Load(KeyPath(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(DataDir(cfg), "edge.db"), store.Options{EdgeID: cfg.Edge.ID, Key: key})
+	db, err := OpenStore(cfg, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

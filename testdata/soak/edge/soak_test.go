@@ -25,7 +25,6 @@ package soakedge
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -45,8 +44,9 @@ import (
 	"github.com/serialine/serialine/drivers/modbus"
 	"github.com/serialine/serialine/drivers/modbus/modbussim"
 	"github.com/serialine/serialine/drivers/zebra/zebrasim"
+	"github.com/serialine/serialine/edge/app"
+	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
-	"github.com/serialine/serialine/edge/identity"
 	"github.com/serialine/serialine/edge/line"
 	"github.com/serialine/serialine/edge/store"
 	"github.com/serialine/serialine/sync/gs1"
@@ -221,16 +221,12 @@ type checker struct {
 }
 
 func (c *checker) check(printed map[string]int) error {
-	key, err := identity.Load(filepath.Join(c.data, "edge.key"))
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(filepath.Join(c.data, "edge.db"), store.Options{EdgeID: "edge-soak", Key: key})
+	db, err := app.OpenStore(&config.Line{Edge: config.Edge{ID: "edge-soak", DataDir: c.data}}, store.Options{})
 	if err != nil {
 		return fmt.Errorf("store does not open after the kill: %w", err)
 	}
 	defer db.Close()
-	pub := key.Public().(ed25519.PublicKey)
+	pub := db.PublicKey()
 	// Chain: what was durable before is unchanged, what is new continues it
 	// without a gap and verifies.
 	if c.head.Seq > 0 {
