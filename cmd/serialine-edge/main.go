@@ -2,20 +2,28 @@
 //
 //	serialine-edge --config line.yaml        run the line
 //	serialine-edge key --config line.yaml    print the edge's public key (for enrollment at central)
+//
+// A changed config file is applied only between batches: SIGHUP (or POST
+// /api/v1/config/reload) re-reads it; with no batch open the edge restarts
+// itself (same process id) to apply it, with a batch open it waits for the
+// batch to close. A restart with a changed file while a batch is open runs
+// the batch with the config it started with.
 package main
 
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/rs/zerolog"
+
 	"github.com/serialine/serialine/cmd/internal/cli"
 	"github.com/serialine/serialine/edge/app"
-	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
 	"github.com/serialine/serialine/sync/identity"
 	"github.com/serialine/serialine/sync/record"
@@ -45,7 +53,7 @@ func main() {
 		os.Exit(2)
 	}
 	devices.Register() // the drivers' options are part of the line config
-	cfg, err := config.Load(*path)
+	cfg, raw, err := app.Load(*path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -63,9 +71,13 @@ func main() {
 		return
 	}
 	log := cli.Logger(*logLevel, *logJSON)
+	// SIGHUP re-reads the config file: applied at once when no batch is
+	// open (the edge restarts), otherwise when the open batch closes.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e, err := app.New(app.Options{Config: cfg, Log: log, Version: version})
+	e, err := app.New(app.Options{Config: cfg, ConfigBytes: raw, Log: log, Version: version})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "serialine-edge:", err)
 		os.Exit(1)
@@ -75,10 +87,41 @@ func main() {
 	if e.API != nil {
 		ev = ev.Str("api", "http://"+e.API.Addr())
 	}
-	ev.Str("version", version).Msg("edge running")
-	if err := e.Run(ctx); err != nil {
+	ev.Str("version", version).Str("config", e.Cfg.Hash).Bool("config_pending", e.Pending).Msg("edge running")
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if _, err := e.Reload(ctx); err != nil {
+					log.Error().Err(err).Str("file", *path).Msg("config reload refused; nothing changed")
+				}
+			}
+		}
+	}()
+	err = e.Run(ctx)
+	if errors.Is(err, app.ErrRestart) {
+		e.Close()
+		restart(log)
+	}
+	if err != nil {
 		log.Error().Err(err).Msg("edge stopped")
 		e.Close()
 		os.Exit(1)
 	}
+}
+
+// restart replaces the process with a fresh start of the same command line
+// (the store is closed), which applies the changed line config.
+func restart(log zerolog.Logger) {
+	self, err := os.Executable()
+	if err != nil {
+		log.Error().Err(err).Msg("cannot restart to apply the line config")
+		os.Exit(1)
+	}
+	log.Info().Msg("restarting to apply the changed line config")
+	err = syscall.Exec(self, os.Args, os.Environ())
+	log.Error().Err(err).Msg("cannot restart to apply the line config")
+	os.Exit(1)
 }

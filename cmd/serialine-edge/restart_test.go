@@ -50,7 +50,7 @@ devices:
       options: {tags: {reject: {coil: 0}}}
 `
 
-func buildEdge(t *testing.T) string {
+func buildEdge(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "serialine-edge")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()

@@ -5,6 +5,8 @@
 //	serialine config schema
 //	serialine gs1 parse DATA
 //	serialine verify --key BASE64|--key-file FILE EXPORT.jsonl
+//	serialine status | batch ... | container ... | unit ... | serials import | challenge | config reload
+//	                 (operator commands against the edge API, see operator.go)
 package main
 
 import (
@@ -24,7 +26,8 @@ commands:
   gs1 parse DATA  parse GS1 data (]d2 scan, GS-separated, bracketed or Digital Link)
   verify          verify an exported record file offline with the edge's public key
   version         print the version
-`
+
+` + operatorUsage
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -36,9 +39,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "status", "batch", "container", "unit", "serials", "challenge":
+		return operatorCmd(args, defaultOperatorEnv(stdout, stderr))
 	case "demo":
 		return demoCmd(args[1:], stdout, stderr)
 	case "config":
+		if len(args) > 1 && args[1] == "reload" {
+			return operatorCmd(args, defaultOperatorEnv(stdout, stderr))
+		}
 		return configCmd(args[1:], stdout, stderr)
 	case "gs1":
 		return gs1Cmd(args[1:], stdout, stderr)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,6 +30,17 @@ type Server struct {
 	ln    net.Listener
 	srv   *http.Server
 	now   func() time.Time
+
+	reloadMu sync.Mutex
+	reload   func(ctx context.Context) (line.ConfigChange, error)
+}
+
+// SetReload installs what POST /api/v1/config/reload does: the daemon
+// re-reads its line config file and proposes it to the engine.
+func (s *Server) SetReload(fn func(ctx context.Context) (line.ConfigChange, error)) {
+	s.reloadMu.Lock()
+	s.reload = fn
+	s.reloadMu.Unlock()
 }
 
 // New binds the listener.
@@ -42,25 +54,64 @@ func New(listen string, eng *line.Engine, users []config.User, log zerolog.Logge
 		s.users[u.ID] = u
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, eng.Status()) })
-	mux.HandleFunc("POST /api/v1/batches", s.role("supervisor", s.createBatch))
-	mux.HandleFunc("POST /api/v1/batch/clearance", s.role("operator", s.clearance))
-	mux.HandleFunc("POST /api/v1/batch/start", s.role("operator", s.start))
-	mux.HandleFunc("POST /api/v1/batch/hold", s.role("operator", s.batchState(eng.Hold)))
-	mux.HandleFunc("POST /api/v1/batch/resume", s.role("operator", s.batchState(eng.Resume)))
-	mux.HandleFunc("POST /api/v1/batch/stop", s.role("supervisor", s.batchState(eng.Stop)))
-	mux.HandleFunc("POST /api/v1/batch/close", s.role("supervisor", s.closeBatch))
-	mux.HandleFunc("POST /api/v1/serials/import", s.role("supervisor", s.importSerials))
-	mux.HandleFunc("POST /api/v1/units/{serial}/disposition", s.role("operator", s.dispose))
-	mux.HandleFunc("POST /api/v1/units/{serial}/pull", s.role("operator", s.pull))
-	mux.HandleFunc("POST /api/v1/containers", s.role("operator", s.openContainer))
-	mux.HandleFunc("POST /api/v1/containers/{sscc}/pack", s.role("operator", s.pack))
-	mux.HandleFunc("POST /api/v1/containers/{sscc}/unpack", s.role("operator", s.unpack))
-	mux.HandleFunc("POST /api/v1/containers/{sscc}/close", s.role("operator", s.close))
-	mux.HandleFunc("POST /api/v1/caseread", s.role("operator", s.caseRead))
+	for _, rt := range s.routes() {
+		h := rt.read
+		if rt.role != "" {
+			h = s.role(rt.role, rt.write)
+		}
+		mux.HandleFunc(rt.pattern, h)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
+}
+
+type route struct {
+	pattern string
+	role    string // minimum role of the logged-in user; "" for reads
+	write   func(http.ResponseWriter, *http.Request, config.User)
+	read    http.HandlerFunc
+}
+
+// routes is the API: reads are open, every write needs a line user with
+// at least the role given (and supervisor actions an e-signature).
+func (s *Server) routes() []route {
+	eng := s.eng
+	var hold, resume, stop func(context.Context, string, string) error
+	if eng != nil {
+		hold, resume, stop = eng.Hold, eng.Resume, eng.Stop
+	}
+	return []route{
+		{pattern: "GET /healthz", read: func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }},
+		{pattern: "GET /api/v1/status", read: func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, eng.Status()) }},
+		{pattern: "GET /api/v1/containers/{sscc}", read: s.container},
+		{pattern: "GET /api/v1/units/{serial}", read: s.unit},
+		{pattern: "POST /api/v1/batches", role: "supervisor", write: s.createBatch},
+		{pattern: "POST /api/v1/batch/clearance", role: "operator", write: s.clearance},
+		{pattern: "POST /api/v1/batch/start", role: "operator", write: s.start},
+		{pattern: "POST /api/v1/batch/hold", role: "operator", write: s.batchState(hold)},
+		{pattern: "POST /api/v1/batch/resume", role: "operator", write: s.batchState(resume)},
+		{pattern: "POST /api/v1/batch/stop", role: "supervisor", write: s.batchState(stop)},
+		{pattern: "POST /api/v1/batch/close", role: "supervisor", write: s.closeBatch},
+		{pattern: "POST /api/v1/serials/import", role: "supervisor", write: s.importSerials},
+		{pattern: "POST /api/v1/units/{serial}/disposition", role: "operator", write: s.dispose},
+		{pattern: "POST /api/v1/units/{serial}/pull", role: "operator", write: s.pull},
+		{pattern: "POST /api/v1/containers", role: "operator", write: s.openContainer},
+		{pattern: "POST /api/v1/containers/{sscc}/pack", role: "operator", write: s.pack},
+		{pattern: "POST /api/v1/containers/{sscc}/unpack", role: "operator", write: s.unpack},
+		{pattern: "POST /api/v1/containers/{sscc}/close", role: "operator", write: s.close},
+		{pattern: "POST /api/v1/caseread", role: "operator", write: s.caseRead},
+		{pattern: "POST /api/v1/challenge", role: "operator", write: s.challenge},
+		{pattern: "POST /api/v1/config/reload", role: "supervisor", write: s.reloadConfig},
+	}
+}
+
+// Routes lists the API's routes ("METHOD /path/{param}").
+func Routes() []string {
+	var out []string
+	for _, r := range (&Server{}).routes() {
+		out = append(out, r.pattern)
+	}
+	return out
 }
 
 // Addr is the bound address.
@@ -293,6 +344,65 @@ func (s *Server) caseRead(w http.ResponseWriter, r *http.Request, u config.User)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"sscc": sscc})
+}
+
+func (s *Server) challenge(w http.ResponseWriter, r *http.Request, u config.User) {
+	var req struct {
+		Kinds []string `json:"kinds"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if err := s.eng.ChallengeNow(r.Context(), u.ID, req.Kinds); err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, s.eng.Status())
+}
+
+func (s *Server) reloadConfig(w http.ResponseWriter, r *http.Request, u config.User) {
+	s.reloadMu.Lock()
+	fn := s.reload
+	s.reloadMu.Unlock()
+	if fn == nil {
+		writeErr(w, http.StatusNotImplemented, "this edge was not started from a config file: nothing to reload")
+		return
+	}
+	ch, err := fn(r.Context())
+	if err != nil {
+		var re *line.RuleError
+		if errors.As(err, &re) {
+			writeErr(w, http.StatusConflict, re.Msg)
+			return
+		}
+		var ce *config.Errors
+		if errors.As(err, &ce) {
+			writeErr(w, http.StatusUnprocessableEntity, "the config file is not valid, nothing changed:\n"+ce.Error())
+			return
+		}
+		writeErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.log.Info().Str("user", u.ID).Str("status", ch.Status).Str("hash", ch.Hash).Msg("config reload requested")
+	writeJSON(w, 200, ch)
+}
+
+func (s *Server) container(w http.ResponseWriter, r *http.Request) {
+	c, err := s.eng.Container(r.PathValue("sscc"))
+	if err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, c)
+}
+
+func (s *Server) unit(w http.ResponseWriter, r *http.Request) {
+	u, err := s.eng.Unit(r.URL.Query().Get("gtin"), r.PathValue("serial"))
+	if err != nil {
+		writeEngineErr(w, err)
+		return
+	}
+	writeJSON(w, 200, u)
 }
 
 func (s *Server) batchState(fn func(ctx context.Context, by, reason string) error) func(http.ResponseWriter, *http.Request, config.User) {

@@ -32,23 +32,51 @@ import (
 
 // Options configure the edge.
 type Options struct {
-	Config  *config.Line
-	Log     zerolog.Logger
-	Version string
+	Config *config.Line
+	// ConfigBytes are the bytes Config was parsed from (see Load). When
+	// given, a config change is applied only between batches: an open
+	// batch runs with the config it was created with (kept in the store),
+	// the file's config is pending until the batch closes, and then Run
+	// returns ErrRestart so the daemon restarts and applies it.
+	ConfigBytes []byte
+	Log         zerolog.Logger
+	Version     string
 	// Devices overrides the devices built from the config (tests, benchmarks).
 	Devices *line.Devices
 }
 
+// ErrRestart: Run stopped so that the daemon restarts and applies a changed
+// line config (no batch is open).
+var ErrRestart = errors.New("restart to apply the changed line config")
+
+// Load reads and parses a line config file, returning its bytes too.
+func Load(path string) (*config.Line, []byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := config.Parse(path, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, raw, nil
+}
+
 // Edge is a running edge daemon.
 type Edge struct {
-	Cfg    *config.Line
-	Store  *store.DB
-	Engine *line.Engine
-	API    *api.Server
-	Client *transport.Client
-	Outbox *outbox.Outbox
-	Tags   *devices.TagServer
-	log    zerolog.Logger
+	// Cfg is the line config in force: the open batch's, or the file's.
+	Cfg *config.Line
+	// File is the config read from the file; Pending is set when it
+	// differs from Cfg and waits for the open batch to close.
+	File    *config.Line
+	Pending bool
+	Store   *store.DB
+	Engine  *line.Engine
+	API     *api.Server
+	Client  *transport.Client
+	Outbox  *outbox.Outbox
+	Tags    *devices.TagServer
+	log     zerolog.Logger
 }
 
 // DataDir resolves the edge's data directory.
@@ -63,6 +91,21 @@ func DataDir(cfg *config.Line) string {
 	return d
 }
 
+// OpenStore opens the edge's store with its signing key (created if
+// missing), for tools, benchmarks and crash checks; the daemon must not be
+// running (it holds the store's lock).
+func OpenStore(cfg *config.Line, opt store.Options) (*store.DB, error) {
+	if err := os.MkdirAll(DataDir(cfg), 0o700); err != nil {
+		return nil, err
+	}
+	key, _, err := identity.LoadOrCreate(KeyPath(cfg))
+	if err != nil {
+		return nil, err
+	}
+	opt.EdgeID, opt.Key = cfg.Edge.ID, key
+	return store.Open(filepath.Join(DataDir(cfg), "edge.db"), opt)
+}
+
 // KeyPath is where the edge's signing key lives.
 func KeyPath(cfg *config.Line) string { return filepath.Join(DataDir(cfg), "edge.key") }
 
@@ -70,7 +113,7 @@ func KeyPath(cfg *config.Line) string { return filepath.Join(DataDir(cfg), "edge
 func New(opt Options) (_ *Edge, err error) {
 	cfg := opt.Config
 	log := opt.Log.With().Str("edge", cfg.Edge.ID).Logger()
-	e := &Edge{Cfg: cfg, log: log}
+	e := &Edge{Cfg: cfg, File: cfg, log: log}
 	defer func() {
 		if err != nil {
 			e.Close() // e, not the nil the failing return gives the caller
@@ -91,19 +134,44 @@ func New(opt Options) (_ *Edge, err error) {
 	if err != nil {
 		return nil, err
 	}
+	raw := opt.ConfigBytes
+	var pending *config.Line
+	if len(raw) > 0 {
+		hash, stored, err := line.BatchConfig(e.Store)
+		if err != nil {
+			return nil, err
+		}
+		if hash != "" && hash != cfg.Hash {
+			// A batch is open with another config: it keeps its own.
+			if stored == nil {
+				return nil, fmt.Errorf("batch open with line config %s, whose bytes are not in the store: restore that config file to finish the batch", hash)
+			}
+			bcfg, err := config.Parse(cfg.File, stored)
+			if err != nil {
+				return nil, fmt.Errorf("the open batch's line config %s no longer loads: %w", hash, err)
+			}
+			log.Warn().Str("file", cfg.File).Str("file_hash", cfg.Hash).Str("batch_config", hash).
+				Msg("the line config file changed while a batch is open: the batch keeps its config, the file is applied when it closes")
+			pending, cfg, raw = cfg, bcfg, stored
+			e.Cfg, e.Pending = cfg, true
+		}
+	}
 	var devs line.Devices
 	if opt.Devices != nil {
 		devs = *opt.Devices
 	} else if devs, err = devices.Build(cfg, log); err != nil {
 		return nil, err
 	}
-	e.Engine, err = line.New(line.Options{Config: cfg, Store: e.Store, Devices: devs, Log: log, Version: opt.Version})
+	e.Engine, err = line.New(line.Options{Config: cfg, ConfigBytes: raw, Pending: pending, Store: e.Store, Devices: devs, Log: log, Version: opt.Version})
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Edge.HTTP != "" {
 		if e.API, err = api.New(cfg.Edge.HTTP, e.Engine, cfg.Users, log); err != nil {
 			return nil, fmt.Errorf("edge.http %s: %w", cfg.Edge.HTTP, err)
+		}
+		if len(opt.ConfigBytes) > 0 {
+			e.API.SetReload(e.Reload)
 		}
 	}
 	password := cfg.Central.Password
@@ -147,10 +215,39 @@ func (e *Edge) wireStatus() wire.Status {
 	}
 }
 
-// Run runs the edge until ctx ends or a component fails.
+// Reload re-reads the line config file and proposes it to the engine: with
+// no batch open Run then returns ErrRestart (the daemon restarts and
+// applies it); with a batch open it is pending until the batch closes. An
+// invalid file changes nothing and its errors are returned.
+func (e *Edge) Reload(ctx context.Context) (line.ConfigChange, error) {
+	cfg, _, err := Load(e.File.File)
+	if err != nil {
+		return line.ConfigChange{}, err
+	}
+	if cfg.Edge.ID != e.Cfg.Edge.ID || DataDir(cfg) != DataDir(e.Cfg) {
+		return line.ConfigChange{}, fmt.Errorf("%s: edge.id and edge.data_dir cannot change under a running edge (they name its store)", cfg.File)
+	}
+	ch, err := e.Engine.ProposeConfig(ctx, cfg)
+	if err != nil {
+		return ch, err
+	}
+	e.log.Info().Str("status", ch.Status).Str("hash", ch.Hash).Str("batch", ch.Batch).Msg(ch.Message)
+	return ch, nil
+}
+
+// Run runs the edge until ctx ends or a component fails. It returns
+// ErrRestart when a changed line config is to be applied (between batches).
 func (e *Edge) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.Engine.Run(ctx) })
+	g.Go(func() error {
+		select {
+		case <-e.Engine.Restart():
+			return ErrRestart
+		case <-ctx.Done():
+			return nil
+		}
+	})
 	select {
 	case <-e.Engine.Ready():
 	case <-ctx.Done():

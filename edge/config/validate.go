@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"text/template"
 
 	"github.com/serialine/serialine/sync/gs1"
 )
@@ -189,8 +191,19 @@ func (v *validator) products() {
 			v.add(at("gtin"), "GTIN %s is also products[%d]", p.GTIN, j)
 		}
 		seen[p.GTIN] = i
-		if p.NDC != "" && !ndcRE.MatchString(p.NDC) {
-			v.add(at("ndc"), "%q: want an NDC-10 as 4-4-2, 5-3-2 or 5-4-1 (or 10 digits)", p.NDC)
+		if p.NDC != "" {
+			if !ndcRE.MatchString(p.NDC) {
+				v.add(at("ndc"), "%q: want an NDC-10 as 4-4-2, 5-3-2 or 5-4-1 (or 10 digits)", p.NDC)
+			} else if len(p.GTIN) == 14 && digits(p.GTIN) {
+				// A US GTIN carries the NDC-10: indicator, "03", the ten NDC
+				// digits, check digit.
+				ndc := strings.ReplaceAll(p.NDC, "-", "")
+				if p.GTIN[1:13] != "03"+ndc {
+					want := p.GTIN[:1] + "03" + ndc
+					cd, _ := gs1.CheckDigit(want)
+					v.add(at("ndc"), "NDC %s is not the NDC in GTIN %s: that NDC makes GTIN %s%c (indicator %c)", p.NDC, p.GTIN, want, cd, p.GTIN[0])
+				}
+			}
 		}
 		if p.Name == "" {
 			v.add(at("name"), "the product needs a name")
@@ -222,10 +235,20 @@ func (v *validator) products() {
 		if a := p.Aggregation; a != "sequential" && a != "automatic" && a != "manual" {
 			v.add(at("aggregation"), "%q: want sequential, automatic or manual", a)
 		}
-		for level := range p.Labels {
+		for _, level := range sortedKeys(p.Labels) {
 			if level != "unit" && level != "case" && level != "pallet" {
 				v.add(at("labels."+level), "level %q: want unit, case or pallet", level)
+				continue
 			}
+			src := p.Labels[level]
+			if strings.TrimSpace(src) == "" {
+				v.add(at("labels."+level), "the %s label template is empty", level)
+			} else if _, err := template.New(level).Option("missingkey=zero").Parse(src); err != nil {
+				v.add(at("labels."+level), "the %s label template does not parse: %v", level, err)
+			}
+		}
+		if p.Samples < 0 {
+			v.add(at("samples"), "must not be negative")
 		}
 	}
 }
@@ -353,4 +376,13 @@ func (v *validator) users() {
 			v.add(at("password_hash"), "user %s: want a bcrypt hash ($2a$, $2b$ or $2y$); passwords are never stored in clear", u.ID)
 		}
 	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

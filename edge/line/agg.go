@@ -229,7 +229,9 @@ func (e *Engine) openContainer(tx *store.Tx, level string) (string, error) {
 		return "", fmt.Errorf("line engine: SSCC %d: %w", next, err)
 	}
 	if tx.Has(store.Containers, []byte(sscc)) {
-		return "", fmt.Errorf("line engine: SSCC %s already used", sscc)
+		// Another block of the company (a changed prefix, extension or
+		// range) already issued it: an SSCC is never issued twice.
+		return "", ruleErr("SSCC %s (serial reference %d) was already issued on this line: configure an unused company.sscc_range", sscc, next)
 	}
 	if err := tx.Put(store.State, []byte("sscc_next"), []byte(strconv.FormatUint(next+1, 10))); err != nil {
 		return "", err
@@ -238,6 +240,7 @@ func (e *Engine) openContainer(tx *store.Tx, level string) (string, error) {
 	if err := tx.PutJSON(store.Containers, []byte(sscc), &c); err != nil {
 		return "", err
 	}
+	b.Open = append(b.Open, sscc)
 	_, err = tx.Append(record.KindContainerOpened, record.ContainerOpened{Batch: b.ID, SSCC: sscc, Level: level})
 	return sscc, err
 }
@@ -278,7 +281,7 @@ func (e *Engine) pack(tx *store.Tx, parent, child string) (*container, error) {
 		}
 		var u unit
 		key := unitKey(gtin, serial)
-		found, err := tx.GetJSON(store.Units, key, &u)
+		found, err := getUnit(tx, key, &u)
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +296,7 @@ func (e *Engine) pack(tx *store.Tx, parent, child string) (*container, error) {
 			return nil, ruleErr("unit %s is already in case %s", child, u.Parent)
 		}
 		u.Parent = c.SSCC
-		if err := tx.PutJSON(store.Units, key, &u); err != nil {
+		if err := putUnit(tx, key, &u); err != nil {
 			return nil, err
 		}
 		e.b.Packed++
@@ -356,6 +359,7 @@ func (e *Engine) closeContainer(tx *store.Tx, c *container, partial bool, sig *r
 	if err := tx.PutJSON(store.Containers, []byte(c.SSCC), c); err != nil {
 		return err
 	}
+	e.b.Open = removeString(e.b.Open, c.SSCC)
 	if c.Level == LevelCase {
 		e.b.CasesClosed++
 		e.b.Aggregated += len(c.Children)
@@ -389,7 +393,7 @@ func (e *Engine) validateChildren(tx *store.Tx, c *container) error {
 				return ruleErr("case %s: child %q is not a unit id", c.SSCC, child)
 			}
 			var u unit
-			found, err := tx.GetJSON(store.Units, unitKey(gtin, serial), &u)
+			found, err := getUnit(tx, unitKey(gtin, serial), &u)
 			if err != nil {
 				return err
 			}
@@ -432,6 +436,18 @@ func (e *Engine) validateChildren(tx *store.Tx, c *container) error {
 	return nil
 }
 
+// activeContainer refuses operator actions on a container of another batch.
+func (e *Engine) activeContainer(tx *store.Tx, sscc string) error {
+	c, err := e.loadContainer(tx, sscc)
+	if err != nil {
+		return err
+	}
+	if c.Batch != e.b.ID {
+		return ruleErr("%s %s belongs to batch %s, not the active batch %s", c.Level, c.SSCC, c.Batch, e.b.ID)
+	}
+	return nil
+}
+
 // OpenContainer opens a new case or pallet for manual aggregation.
 func (e *Engine) OpenContainer(ctx context.Context, level string) (string, error) {
 	v, err := e.do(ctx, "open "+level, func(tx *store.Tx) (any, error) {
@@ -455,6 +471,9 @@ func (e *Engine) Pack(ctx context.Context, parent, child string) error {
 		if e.b == nil {
 			return nil, ruleErr("no active batch")
 		}
+		if err := e.activeContainer(tx, parent); err != nil {
+			return nil, err
+		}
 		_, err := e.pack(tx, parent, child)
 		return nil, err
 	})
@@ -470,6 +489,9 @@ func (e *Engine) CloseContainer(ctx context.Context, sscc string, partial bool, 
 		}
 		if partial && (sig == nil || sig.Reason == "") {
 			return nil, ruleErr("partial close of %s needs a supervisor's e-signature with a reason", sscc)
+		}
+		if err := e.activeContainer(tx, sscc); err != nil {
+			return nil, err
 		}
 		c, err := e.loadContainer(tx, sscc)
 		if err != nil {
@@ -487,4 +509,14 @@ func (e *Engine) CloseContainer(ctx context.Context, sscc string, partial bool, 
 		return nil, nil
 	})
 	return err
+}
+
+func removeString(list []string, s string) []string {
+	out := list[:0]
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -54,6 +54,9 @@ func (e *Engine) createBatch(tx *store.Tx, req BatchRequest) (string, error) {
 	if e.b != nil && e.b.State != BatchClosed {
 		return "", ruleErr("batch %s is %s on this line: close it before creating another", e.b.ID, e.b.State)
 	}
+	if e.restartRequested() {
+		return "", ruleErr("a changed line config is being applied: the edge restarts before the next batch")
+	}
 	p := e.product(req.GTIN)
 	if p.GTIN == "" {
 		return "", ruleErr("GTIN %s is not a product of line %s", req.GTIN, e.cfg.Line.ID)
@@ -75,7 +78,7 @@ func (e *Engine) createBatch(tx *store.Tx, req BatchRequest) (string, error) {
 	b := &batch{
 		ID: req.Lot, GTIN: p.GTIN, Product: p.Name, Lot: req.Lot, Expiry: req.Expiry, Planned: req.Planned,
 		UnitsPerCase: p.Packaging.UnitsPerCase, CasesPerPallet: p.Packaging.CasesPerPallet,
-		MinGrade: float64(minGrade), ConfigHash: e.cfg.Hash, State: BatchCreated,
+		MinGrade: float64(minGrade), ConfigHash: e.cfg.Hash, State: BatchCreated, SamplesPlanned: p.Samples,
 	}
 	if _, err := tx.Append(record.KindBatchCreated, record.BatchCreated{
 		Batch: b.ID, Line: e.cfg.Line.ID, GTIN: b.GTIN, Product: b.Product, Lot: b.Lot, Expiry: b.Expiry, Planned: b.Planned, CreatedBy: req.By,
@@ -483,6 +486,9 @@ func (e *Engine) CloseBatch(ctx context.Context, req CloseRequest) (record.Recon
 		if rec.Commissioned != rec.Good+rec.Rejected+rec.Samples+rec.Destroyed {
 			problems = append(problems, fmt.Sprintf("commissioned %d != good %d + rejected %d + samples %d + destroyed %d", rec.Commissioned, rec.Good, rec.Rejected, rec.Samples, rec.Destroyed))
 		}
+		if b.SamplesPlanned > 0 && rec.Samples < b.SamplesPlanned {
+			problems = append(problems, fmt.Sprintf("%d QA samples pulled, product %s plans %d per batch", rec.Samples, b.GTIN, b.SamplesPlanned))
+		}
 		if rec.Loose > 0 && req.LooseReason == "" {
 			problems = append(problems, fmt.Sprintf("%d good units are not in a closed container and no reason was given", rec.Loose))
 		}
@@ -506,10 +512,22 @@ func (e *Engine) CloseBatch(ctx context.Context, req CloseRequest) (record.Recon
 		if err := e.setState(tx, BatchClosed, "close", req.By); err != nil {
 			return nil, err
 		}
+		pending := b.PendingConfig
+		if pending != "" {
+			msg := fmt.Sprintf("batch %s closed: line config %s is applied now (the edge restarts)", b.ID, short(pending))
+			b.Alarms = removeString(b.Alarms, alarmConfigPending)
+			if _, err := tx.Append(record.KindAlarm, record.Alarm{Code: alarmConfigPending, Active: false, Message: msg}); err != nil {
+				return nil, err
+			}
+		}
 		if err := e.saveBatch(tx); err != nil {
 			return nil, err
 		}
 		e.b = nil
+		if pending != "" {
+			// After the commit: the reply goes out, then the daemon restarts.
+			e.fx.replies = append(e.fx.replies, func() { e.requestRestart("batch closed with a config pending") })
+		}
 		return rec, tx.Delete(store.State, []byte("active_batch"))
 	})
 	if err != nil {

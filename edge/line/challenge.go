@@ -1,7 +1,9 @@
 package line
 
 import (
+	"context"
 	"fmt"
+	"strings"
 
 	"github.com/serialine/serialine/drivers"
 	"github.com/serialine/serialine/edge/store"
@@ -79,10 +81,10 @@ func (e *Engine) fillChallenge(tx *store.Tx) (blocking bool) {
 	now := e.now()
 	e.lastHeadMove = now
 	b.InFlight = append(b.InFlight, inflight{Serial: expected, SentAt: now.UnixNano(), Challenge: kind})
-	e.fx.prints = append(e.fx.prints, drivers.Label{
+	e.fx.prints = append(e.fx.prints, e.job(drivers.Label{
 		ID: expected, Level: drivers.LevelUnit, Data: b.elements(printed),
 		Text: map[string]string{"GTIN": b.GTIN, "SN": printed, "LOT": b.Lot, "EXP": b.Expiry, "PRODUCT": "CHALLENGE " + kind},
-	})
+	}))
 	e.log.Info().Str("batch", b.ID).Str("challenge", kind).Str("trigger", c.Trigger).Msg("challenge unit sent")
 	return true
 }
@@ -159,4 +161,44 @@ func (e *Engine) requeueChallenge(kind string) {
 		c.Active = ""
 	}
 	c.Pending = append([]string{kind}, c.Pending...)
+}
+
+// userAction documents an operator request that has no record of its own
+// (Part 11 audit trail: who asked for what).
+type userAction struct {
+	User   string `json:"user"`
+	Action string `json:"action"`
+	Batch  string `json:"batch,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// ChallengeNow runs a challenge test on the running batch at an operator's
+// request: the kinds given, or the configured at_start kinds (wrong_data if
+// none). Product units wait until the challenge units are judged; a failed
+// challenge holds the line.
+func (e *Engine) ChallengeNow(ctx context.Context, by string, kinds []string) error {
+	_, err := e.do(ctx, "challenge", func(tx *store.Tx) (any, error) {
+		b := e.b
+		if b == nil || b.State != BatchRunning {
+			return nil, ruleErr("a challenge runs on a running batch (active: %s)", e.describe())
+		}
+		if b.Challenge != nil {
+			return nil, ruleErr("a challenge is already running on batch %s", b.ID)
+		}
+		if len(kinds) == 0 {
+			kinds = e.cfg.Edge.Challenge.AtStart
+		}
+		if len(kinds) == 0 {
+			kinds = []string{ChallengeWrongData}
+		}
+		for _, k := range kinds {
+			if !ValidChallenge(k) {
+				return nil, ruleErr("challenge kind %q: want wrong_data, no_read or bad_grade", k)
+			}
+		}
+		b.Challenge = &challenge{Pending: append([]string(nil), kinds...), Trigger: "manual"}
+		_, err := tx.Append(record.KindUserAction, userAction{User: by, Action: "challenge", Batch: b.ID, Detail: strings.Join(kinds, ",")})
+		return nil, err
+	})
+	return err
 }

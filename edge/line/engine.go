@@ -52,6 +52,14 @@ type Options struct {
 	// OnStatus, if set, is called (from the engine goroutine) after every
 	// committed step with the new status. It must not block.
 	OnStatus func(Status)
+	// ConfigBytes are the bytes Config was parsed from. When given, they
+	// are kept in the store by hash so that an open batch keeps its config
+	// across restarts (see BatchConfig), and Config must be the open
+	// batch's config.
+	ConfigBytes []byte
+	// Pending is a changed line config (the file on disk) waiting for the
+	// open batch to close; nil when the file is the config in force.
+	Pending *config.Line
 }
 
 // Engine runs one packaging line.
@@ -66,7 +74,7 @@ type Engine struct {
 
 	events chan event
 	cmds   chan command
-	printQ chan drivers.Label
+	printQ chan printJob
 	plcQ   chan plcOp
 
 	// Engine-goroutine state.
@@ -82,6 +90,11 @@ type Engine struct {
 	processed atomic.Int64
 	ready     chan struct{}
 	once      sync.Once
+
+	restart     chan struct{} // closed to ask the daemon to restart (apply a config)
+	restartOnce sync.Once
+	// templateWarn logs once that the printer cannot take product templates.
+	templateWarn sync.Once
 }
 
 type event interface{}
@@ -117,8 +130,15 @@ type plcOp struct {
 	rejected uint64
 }
 
+// printJob is a label for the printer and the product's label template for
+// its level (products[].labels), if any.
+type printJob struct {
+	label    drivers.Label
+	template string
+}
+
 type effects struct {
-	prints  []drivers.Label
+	prints  []printJob
 	plc     []plcOp
 	replies []func()
 }
@@ -159,11 +179,12 @@ func New(opt Options) (*Engine, error) {
 		ahead:   ahead,
 		events:  make(chan event, 1024),
 		cmds:    make(chan command),
-		printQ:  make(chan drivers.Label, ahead+64),
+		printQ:  make(chan printJob, ahead+64),
 		plcQ:    make(chan plcOp, 4096),
 		health:  map[string]drivers.Health{},
 		ready:   make(chan struct{}),
 		stopped: make(chan struct{}),
+		restart: make(chan struct{}),
 	}
 	e.status.Store(&Status{Line: opt.Config.Line.ID, Edge: opt.Config.Edge.ID, State: "Starting", PackML: PackMLStarting})
 	return e, nil
@@ -202,23 +223,36 @@ func (e *Engine) recoverState() error {
 		}); err != nil {
 			return err
 		}
-		if last := tx.Get(store.State, []byte("config_hash")); string(last) != e.cfg.Hash {
-			if _, err := tx.Append(record.KindConfigApplied, record.ConfigApplied{Line: e.cfg.Line.ID, Hash: e.cfg.Hash, File: e.cfg.File}); err != nil {
-				return err
+		id := tx.Get(store.State, []byte("active_batch"))
+		var b batch
+		if id != nil {
+			if ok, err := tx.GetJSON(store.Batches, id, &b); err != nil || !ok {
+				return fmt.Errorf("active batch %q: missing or unreadable state: %v", id, err)
 			}
-			if err := tx.Put(store.State, []byte("config_hash"), []byte(e.cfg.Hash)); err != nil {
-				return err
+			if b.ConfigHash != e.cfg.Hash {
+				if len(e.opt.ConfigBytes) > 0 {
+					return fmt.Errorf("batch %s runs with line config %s, the engine was given %s: an open batch keeps its config (load it with BatchConfig)", b.ID, short(b.ConfigHash), short(e.cfg.Hash))
+				}
+				e.log.Warn().Str("batch", b.ID).Str("batch_config", b.ConfigHash).Str("config", e.cfg.Hash).Msg("the open batch was created with another line config")
 			}
 		}
-		id := tx.Get(store.State, []byte("active_batch"))
+		if err := e.applyConfig(tx); err != nil {
+			return err
+		}
 		if id == nil {
+			if e.opt.Pending != nil && e.opt.Pending.Hash != e.cfg.Hash {
+				e.requestRestart("a changed line config is waiting and no batch is open")
+			}
 			return nil
 		}
-		var b batch
-		if ok, err := tx.GetJSON(store.Batches, id, &b); err != nil || !ok {
-			return fmt.Errorf("active batch %q: missing or unreadable state: %v", id, err)
-		}
 		e.b = &b
+		pending, file := "", ""
+		if e.opt.Pending != nil {
+			pending, file = e.opt.Pending.Hash, e.opt.Pending.File
+		}
+		if err := e.setPending(tx, pending, file); err != nil {
+			return err
+		}
 		for _, f := range b.InFlight {
 			if f.Challenge != "" {
 				e.requeueChallenge(f.Challenge)
@@ -399,6 +433,13 @@ func (e *Engine) snapshotBatch() *batch {
 		c.Reasons[k] = v
 	}
 	c.InFlight = append([]inflight(nil), e.b.InFlight...)
+	c.Alarms = append([]string(nil), e.b.Alarms...)
+	c.Open = append([]string(nil), e.b.Open...)
+	if e.b.Challenge != nil {
+		ch := *e.b.Challenge
+		ch.Pending = append([]string(nil), ch.Pending...)
+		c.Challenge = &ch
+	}
 	return &c
 }
 
@@ -410,8 +451,8 @@ func (e *Engine) saveBatch(tx *store.Tx) error {
 }
 
 func (e *Engine) flush() {
-	for _, l := range e.fx.prints {
-		e.printQ <- l // bounded by print-ahead: never blocks long
+	for _, j := range e.fx.prints {
+		e.printQ <- j // bounded by print-ahead: never blocks long
 	}
 	for _, op := range e.fx.plc {
 		select {
@@ -420,8 +461,12 @@ func (e *Engine) flush() {
 			e.log.Error().Msg("PLC queue full: reject output is not keeping up")
 		}
 	}
+	replies := e.fx.replies
 	e.fx = effects{}
 	e.publish()
+	for _, f := range replies {
+		f()
+	}
 }
 
 func (e *Engine) apply(tx *store.Tx, ev event) (bool, error) {

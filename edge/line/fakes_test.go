@@ -21,9 +21,10 @@ import (
 // their simulators are tested on real sockets in drivers/.
 
 type fakePrinter struct {
-	out     chan drivers.Label
-	fail    atomic.Bool
-	printed atomic.Int64
+	out       chan drivers.Label
+	fail      atomic.Bool
+	printed   atomic.Int64
+	templates atomic.Int64
 }
 
 func (p *fakePrinter) Connect(ctx context.Context) error { return nil }
@@ -38,6 +39,14 @@ func (p *fakePrinter) Print(ctx context.Context, l drivers.Label) error {
 	}
 	return nil
 }
+
+// PrintTemplate implements TemplatePrinter: it counts labels printed with
+// the product's template.
+func (p *fakePrinter) PrintTemplate(ctx context.Context, l drivers.Label, template string) error {
+	p.templates.Add(1)
+	return p.Print(ctx, l)
+}
+
 func (p *fakePrinter) Status(ctx context.Context) (drivers.Health, error) {
 	return drivers.Health{Connected: true}, nil
 }
@@ -57,9 +66,10 @@ func (c *fakeCamera) Read(ctx context.Context) (drivers.Reading, error) {
 func (c *fakeCamera) Close() error { return nil }
 
 type fakePLC struct {
-	mu      sync.Mutex
-	rejects int
-	uints   map[string]uint64
+	mu       sync.Mutex
+	rejects  int
+	uints    map[string]uint64
+	onReject func() // called at every reject pulse (benchmarks)
 }
 
 func (p *fakePLC) Connect(ctx context.Context) error { return nil }
@@ -68,6 +78,9 @@ func (p *fakePLC) WriteBool(ctx context.Context, tag string, v bool) error {
 	defer p.mu.Unlock()
 	if tag == "reject" && v {
 		p.rejects++
+		if p.onReject != nil {
+			p.onReject()
+		}
 	}
 	return nil
 }
@@ -127,6 +140,13 @@ func testConfig(unitsPerCase, casesPerPallet int) *config.Line {
 
 func newRig(t testing.TB, cfg *config.Line, dir string, out outcome) *rig {
 	t.Helper()
+	return newRigWith(t, cfg, dir, out, nil)
+}
+
+// newRigWith lets the caller adjust the engine options and the fakes
+// before the engine starts.
+func newRigWith(t testing.TB, cfg *config.Line, dir string, out outcome, mod func(*rig, *Options)) *rig {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -142,8 +162,12 @@ func newRig(t testing.TB, cfg *config.Line, dir string, out outcome) *rig {
 		plc:     &fakePLC{},
 		done:    make(chan error, 1),
 	}
-	r.eng, err = New(Options{Config: cfg, Store: db, Log: zerolog.Nop(), StatusInterval: 50 * time.Millisecond,
-		Devices: Devices{Printer: r.printer, PrinterName: "printer-1", Camera: r.camera, CameraName: "cam-1", PLC: r.plc, PLCName: "plc-1"}})
+	opt := Options{Config: cfg, Store: db, Log: zerolog.Nop(), StatusInterval: 50 * time.Millisecond,
+		Devices: Devices{Printer: r.printer, PrinterName: "printer-1", Camera: r.camera, CameraName: "cam-1", PLC: r.plc, PLCName: "plc-1"}}
+	if mod != nil {
+		mod(r, &opt)
+	}
+	r.eng, err = New(opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func (e *Engine) PullGood(ctx context.Context, serial, disposition, reason strin
 			b.Destroyed++
 		}
 		u.Reason = reason
-		if err := tx.PutJSON(store.Units, key, u); err != nil {
+		if err := putUnit(tx, key, u); err != nil {
 			return nil, err
 		}
 		if _, err := tx.Append(record.KindUnitDecommissioned, record.UnitDecommissioned{Batch: b.ID, GTIN: b.GTIN, Serial: serial, Reason: reason, Disposition: disposition}); err != nil {
@@ -107,7 +107,7 @@ func (e *Engine) PullGood(ctx context.Context, serial, disposition, reason strin
 func (e *Engine) loadUnit(tx *store.Tx, gtin, serial string) (*unit, []byte, error) {
 	key := unitKey(gtin, serial)
 	var u unit
-	ok, err := tx.GetJSON(store.Units, key, &u)
+	ok, err := getUnit(tx, key, &u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -169,7 +169,7 @@ func (e *Engine) Unpack(ctx context.Context, parent, child, reason string, sig *
 				return nil, err
 			}
 			u.Parent = ""
-			if err := tx.PutJSON(store.Units, key, u); err != nil {
+			if err := putUnit(tx, key, u); err != nil {
 				return nil, err
 			}
 			e.b.Packed--
@@ -196,6 +196,9 @@ func (e *Engine) Unpack(ctx context.Context, parent, child, reason string, sig *
 // the closed counts.
 func (e *Engine) reopen(tx *store.Tx, c *container, reason string, sig *record.Signature) error {
 	c.Closed, c.Partial = false, false
+	if c.Batch == e.b.ID {
+		e.b.Open = append(e.b.Open, c.SSCC)
+	}
 	if c.Level == LevelCase {
 		e.b.CasesClosed--
 		e.b.Aggregated -= len(c.Children)

@@ -63,6 +63,8 @@ type confBuild struct {
 	overage         int
 	source          string
 	lowWater        int
+	samples         int
+	labelUnit       string
 }
 
 func runScenario(t *testing.T, file string) {
@@ -92,6 +94,13 @@ func runScenario(t *testing.T, file string) {
 		s.exec(text)
 	}
 	s.checkLast()
+	// Whatever the scenario did, the store's invariants hold.
+	if s.r != nil {
+		rep, err := Audit(s.r.db)
+		if err != nil || len(rep.Problems) > 0 {
+			t.Fatalf("%s: store audit: %v %s", file, err, strings.Join(rep.Problems, "\n"))
+		}
+	}
 }
 
 func (s *scenario) fatalf(format string, a ...any) {
@@ -156,6 +165,10 @@ func (s *scenario) boot() {
 	cfg.Products[0].Serials.OveragePercent = c.overage
 	cfg.Products[0].Serials.Source = c.source
 	cfg.Products[0].Serials.LowWater = c.lowWater
+	cfg.Products[0].Samples = c.samples
+	if c.labelUnit != "" {
+		cfg.Products[0].Labels = map[string]string{"unit": c.labelUnit}
+	}
 	s.r = newRig(s.t, cfg, s.dir, nil)
 }
 
@@ -272,6 +285,10 @@ func (s *scenario) exec(text string) {
 				s.conf.source = v
 			case "low_water":
 				s.conf.lowWater = n
+			case "samples":
+				s.conf.samples = n
+			case "label_unit":
+				s.conf.labelUnit = v
 			default:
 				s.fatalf("unknown config key %s", k)
 			}
@@ -393,6 +410,25 @@ func (s *scenario) exec(text string) {
 		if len(args) == 3 && args[1] == "->" {
 			s.names[args[2]] = sscc
 		}
+	case "challenge":
+		var kinds []string
+		if len(args) > 0 {
+			kinds = strings.Split(args[0], ",")
+		}
+		s.lastErr = s.engine().ChallengeNow(ctx, "op", kinds)
+	case "ssccs-distinct":
+		// The named containers have distinct SSCCs with valid check digits.
+		seen := map[string]string{}
+		for _, n := range args {
+			sscc := s.container(n)
+			if len(sscc) != 18 || gs1.VerifyCheckDigit(sscc) != nil {
+				s.fatalf("container %s: SSCC %q is not 18 digits with a valid check digit", n, sscc)
+			}
+			if other, dup := seen[sscc]; dup {
+				s.fatalf("containers %s and %s share SSCC %s", other, n, sscc)
+			}
+			seen[sscc] = n
+		}
 	case "hold":
 		s.lastErr = s.engine().Hold(ctx, "op", "scenario")
 	case "resume":
@@ -422,7 +458,7 @@ func (s *scenario) exec(text string) {
 func (s *scenario) unitStatus(serial string) string {
 	var u unit
 	_ = s.r.db.View(func(tx *store.Tx) error {
-		_, err := tx.GetJSON(store.Units, unitKey("09506000134352", serial), &u)
+		_, err := getUnit(tx, unitKey("09506000134352", serial), &u)
 		return err
 	})
 	return u.Status
@@ -497,6 +533,23 @@ func (s *scenario) expect(args []string) {
 			}
 		case strings.HasPrefix(k, "unit:"):
 			got = s.unitStatus(s.serialRef(k))
+		case k == "open_containers":
+			got = strconv.Itoa(len(st.OpenContainers))
+		case strings.HasPrefix(k, "fill:"):
+			got = "not open"
+			for _, c := range st.OpenContainers {
+				if c.SSCC == s.container(strings.TrimPrefix(k, "fill:")) {
+					got = strconv.Itoa(c.Fill)
+				}
+			}
+		case k == "reserved":
+			got = strconv.Itoa(st.Reserved)
+		case k == "samples":
+			got = strconv.Itoa(st.Samples)
+		case k == "templates":
+			got = strconv.FormatInt(s.r.printer.templates.Load(), 10)
+		case k == "status_pool":
+			got = strconv.Itoa(st.Pools[0].Available)
 		default:
 			s.fatalf("unknown expectation %s", k)
 		}

@@ -95,6 +95,14 @@ type batch struct {
 	NextChallenge int        `json:"next_challenge,omitempty"` // commissioned count that triggers the next interval challenge
 	ChallengeSeq  int        `json:"challenge_seq,omitempty"`
 	Alarms        []string   `json:"alarms,omitempty"`
+	// SamplesPlanned is the product's QA sample count per batch; a close
+	// with fewer samples pulled does not reconcile without a signed reason.
+	SamplesPlanned int `json:"samples_planned,omitempty"`
+	// Open lists the SSCCs of the batch's open containers, in opening order.
+	Open []string `json:"open,omitempty"`
+	// PendingConfig is the hash of a changed line config waiting for the
+	// batch to close (the batch keeps the config it started with).
+	PendingConfig string `json:"pending_config,omitempty"`
 
 	NextSeq        uint64         `json:"next_seq"`
 	Commissioned   int            `json:"commissioned"`

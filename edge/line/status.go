@@ -2,6 +2,7 @@ package line
 
 import (
 	"github.com/serialine/serialine/drivers"
+	"github.com/serialine/serialine/edge/serials"
 	"github.com/serialine/serialine/edge/store"
 )
 
@@ -49,6 +50,36 @@ type Status struct {
 	PendingSync    uint64            `json:"pending_sync"`
 	Alarms         []string          `json:"alarms,omitempty"`
 	Challenge      string            `json:"challenge,omitempty"` // running challenge kind, or "failed"
+
+	// Open containers of the batch (every level and mode), in opening order.
+	OpenContainers []OpenContainer `json:"open_containers,omitempty"`
+	// Reserved is the number of serials the batch holds and has not used yet.
+	Reserved int `json:"reserved"`
+	// Pools is the serial pool level of every product of the line.
+	Pools []Pool `json:"pools"`
+	// Samples pulled in the batch, and the product's planned sample count.
+	Samples        int `json:"samples"`
+	SamplesPlanned int `json:"samples_planned"`
+	// ConfigHash is the line config in force (the batch's while one is
+	// open); ConfigPending a changed config waiting for the batch to close.
+	ConfigHash    string `json:"config_hash"`
+	ConfigPending string `json:"config_pending,omitempty"`
+}
+
+// OpenContainer is an open case or pallet and how full it is.
+type OpenContainer struct {
+	SSCC     string `json:"sscc"`
+	Level    string `json:"level"`
+	Fill     int    `json:"fill"`
+	Capacity int    `json:"capacity"`
+}
+
+// Pool is the serial pool of a GTIN: serials available for new batches.
+type Pool struct {
+	GTIN      string `json:"gtin"`
+	Available int    `json:"available"`
+	LowWater  int    `json:"low_water,omitempty"`
+	Low       bool   `json:"low,omitempty"`
 }
 
 // Status returns the latest snapshot (safe from any goroutine).
@@ -102,9 +133,11 @@ func (e *Engine) publish() {
 				s.Challenge = c.Pending[0]
 			}
 		}
-		s.OpenCaseFill = e.fillOf(b.OpenCase)
-		s.OpenPalletFill = e.fillOf(b.OpenPallet)
+		s.Samples, s.SamplesPlanned = b.Samples, b.SamplesPlanned
+		s.ConfigPending = b.PendingConfig
 	}
+	s.ConfigHash = e.cfg.Hash
+	e.readStatus(s)
 	s.UnitsPerMin = e.speed.perMinute(e.now())
 	e.status.Store(s)
 	if e.opt.OnStatus != nil {
@@ -112,17 +145,38 @@ func (e *Engine) publish() {
 	}
 }
 
-// fillOf reads a container's fill from the store (cheap: one key).
-func (e *Engine) fillOf(sscc string) int {
-	if sscc == "" {
-		return 0
-	}
-	var c container
-	_ = e.db.View(func(tx *store.Tx) error {
-		_, err := tx.GetJSON(store.Containers, []byte(sscc), &c)
-		return err
+// readStatus fills in what the status shows from the store (one short
+// read transaction): pool levels, the batch's reserved serials and its open
+// containers.
+func (e *Engine) readStatus(s *Status) {
+	b := e.b
+	err := e.db.View(func(tx *store.Tx) error {
+		for _, p := range e.cfg.Products {
+			n := serials.Available(tx, p.GTIN)
+			s.Pools = append(s.Pools, Pool{GTIN: p.GTIN, Available: n, LowWater: p.Serials.LowWater, Low: p.Serials.LowWater > 0 && n < p.Serials.LowWater})
+		}
+		if b == nil {
+			return nil
+		}
+		s.Reserved = serials.Reserved(tx, b.ID)
+		for _, sscc := range b.Open {
+			var c container
+			if _, err := tx.GetJSON(store.Containers, []byte(sscc), &c); err != nil {
+				return err
+			}
+			s.OpenContainers = append(s.OpenContainers, OpenContainer{SSCC: sscc, Level: c.Level, Fill: len(c.Children), Capacity: e.capacity(&c)})
+			switch sscc {
+			case b.OpenCase:
+				s.OpenCaseFill = len(c.Children)
+			case b.OpenPallet:
+				s.OpenPalletFill = len(c.Children)
+			}
+		}
+		return nil
 	})
-	return len(c.Children)
+	if err != nil {
+		e.log.Error().Err(err).Msg("status: cannot read the store")
+	}
 }
 
 func healthText(h drivers.Health, seen bool) string {

@@ -48,7 +48,7 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 		}
 		b.NextSeq++
 		u := unit{Batch: b.ID, Seq: b.NextSeq, Status: UnitCommissioned}
-		if err := tx.PutJSON(store.Units, unitKey(b.GTIN, serial), &u); err != nil {
+		if err := putUnit(tx, unitKey(b.GTIN, serial), &u); err != nil {
 			return dirty, err
 		}
 		els := b.elements(serial)
@@ -65,10 +65,10 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 		b.InFlight = append(b.InFlight, inflight{Serial: serial, Seq: b.NextSeq, SentAt: now.UnixNano()})
 		b.Commissioned++
 		b.LastSerial = serial
-		e.fx.prints = append(e.fx.prints, drivers.Label{
+		e.fx.prints = append(e.fx.prints, e.job(drivers.Label{
 			ID: serial, Level: drivers.LevelUnit, Data: els,
 			Text: map[string]string{"GTIN": b.GTIN, "SN": serial, "LOT": b.Lot, "EXP": b.Expiry, "PRODUCT": b.Product},
-		})
+		}))
 		dirty = true
 		if b.Challenge == nil && b.NextChallenge > 0 && b.Commissioned >= b.NextChallenge {
 			break // an interval challenge is due: let the queue drain
@@ -86,6 +86,11 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 		}
 	}
 	return dirty, nil
+}
+
+// job pairs a label with the batch product's template for its level.
+func (e *Engine) job(l drivers.Label) printJob {
+	return printJob{label: l, template: e.product(e.b.GTIN).Labels[string(l.Level)]}
 }
 
 // verdict matches a camera reading to the unit it belongs to and records the
@@ -126,7 +131,7 @@ func (e *Engine) verdict(tx *store.Tx, r drivers.Reading) error {
 		// Not in flight: a serial read twice, or one never printed here.
 		reason := ReasonForeign
 		var u unit
-		if ok, _ := tx.GetJSON(store.Units, unitKey(gtin, serial), &u); ok {
+		if ok, _ := getUnit(tx, unitKey(gtin, serial), &u); ok {
 			reason = ReasonDuplicate
 		}
 		return e.judge(tx, head, r, els, false, reason)
@@ -162,7 +167,7 @@ func (e *Engine) judge(tx *store.Tx, f inflight, r drivers.Reading, els gs1.Elem
 	}
 	key := unitKey(b.GTIN, f.Serial)
 	var u unit
-	if ok, err := tx.GetJSON(store.Units, key, &u); err != nil || !ok {
+	if ok, err := getUnit(tx, key, &u); err != nil || !ok {
 		return fmt.Errorf("line engine: unit %s missing from store: %v", f.Serial, err)
 	}
 	ev := record.UnitVerified{
@@ -195,18 +200,19 @@ func (e *Engine) judge(tx *store.Tx, f inflight, r drivers.Reading, els gs1.Elem
 		u.Status = UnitGood
 		b.Good++
 		e.speed.add(now)
-		if err := tx.PutJSON(store.Units, key, &u); err != nil {
+		if err := putUnit(tx, key, &u); err != nil {
 			return err
 		}
 		return e.packSequential(tx, f.Serial)
 	}
 	u.Status, u.Reason = UnitRejected, reason
-	if err := tx.PutJSON(store.Units, key, &u); err != nil {
+	if err := putUnit(tx, key, &u); err != nil {
 		return err
 	}
+	// The reject pulse first: the gate is time-critical, the counters are not.
+	e.fx.plc = append(e.fx.plc, plcOp{reject: true})
 	e.countReject(reason)
 	e.speed.add(now)
-	e.fx.plc = append(e.fx.plc, plcOp{reject: true})
 	// A rejected unit leaves the line at the gate: its serial is taken out of
 	// use at once (disposition pending: destroyed unless a supervisor says
 	// sample or rework).
@@ -227,14 +233,14 @@ func (e *Engine) decommission(tx *store.Tx, serial, reason, disposition string) 
 	b := e.b
 	key := unitKey(b.GTIN, serial)
 	var u unit
-	if ok, err := tx.GetJSON(store.Units, key, &u); err != nil || !ok {
+	if ok, err := getUnit(tx, key, &u); err != nil || !ok {
 		return fmt.Errorf("line engine: decommission %s: unit missing: %v", serial, err)
 	}
 	u.Status = UnitDecommissioned
 	if u.Reason == "" {
 		u.Reason = reason
 	}
-	if err := tx.PutJSON(store.Units, key, &u); err != nil {
+	if err := putUnit(tx, key, &u); err != nil {
 		return err
 	}
 	b.Decommissioned++
@@ -301,11 +307,11 @@ func (e *Engine) printFailed(tx *store.Tx, serial string, perr error) error {
 		}
 		key := unitKey(b.GTIN, serial)
 		var u unit
-		if ok, err := tx.GetJSON(store.Units, key, &u); err != nil || !ok {
+		if ok, err := getUnit(tx, key, &u); err != nil || !ok {
 			return fmt.Errorf("line engine: unit %s missing: %v", serial, err)
 		}
 		u.Status, u.Reason = UnitRejected, ReasonPrintFailed
-		if err := tx.PutJSON(store.Units, key, &u); err != nil {
+		if err := putUnit(tx, key, &u); err != nil {
 			return err
 		}
 		if _, err := tx.Append(record.KindUnitVerified, record.UnitVerified{

@@ -445,3 +445,104 @@ func Release(tx *store.Tx, batch string) ([]string, error) {
 	}
 	return out, tx.PutJSON(store.State, resKey(batch), &r)
 }
+
+// Load appends serials the caller knows to be new for the GTIN to its pool,
+// without the duplicate checks of Generate and Import (at most ChunkSize
+// per transaction is not enforced): it builds large stores fast for the
+// memory and start-up benchmarks. In key order the writes are appends.
+func Load(tx *store.Tx, gtin string, list []string) error {
+	next := getCount(tx, "pool_next", gtin)
+	for _, s := range list {
+		if err := tx.Put(store.PoolIndex, key(gtin, s), []byte{}); err != nil {
+			return err
+		}
+		if err := tx.Put(store.Pool, seqKey(gtin, uint64(next)), []byte(s)); err != nil {
+			return err
+		}
+		next++
+	}
+	if err := setCount(tx, "pool_next", gtin, next); err != nil {
+		return err
+	}
+	return addCount(tx, "pool_known", gtin, len(list))
+}
+
+// Consume marks the next n pool serials of the GTIN as drawn (used by past
+// batches) and returns them: the fixture side of Load.
+func Consume(tx *store.Tx, gtin string, n int) ([]string, error) {
+	head := getCount(tx, "pool_head", gtin)
+	if Available(tx, gtin) < n {
+		return nil, fmt.Errorf("GTIN %s has %d serials in the pool, %d needed", gtin, Available(tx, gtin), n)
+	}
+	out := make([]string, 0, n)
+	for c := head; c < head+n; c++ {
+		v := tx.Get(store.Pool, seqKey(gtin, uint64(c)))
+		if v == nil {
+			return nil, fmt.Errorf("GTIN %s: pool entry %d is missing", gtin, c)
+		}
+		out = append(out, string(v))
+	}
+	return out, setCount(tx, "pool_head", gtin, head+n)
+}
+
+// Account checks the serial accounting of a GTIN: every serial ever added
+// to its pool is exactly one of available (in the pool), reserved by a
+// batch and unused, or used (commissioned: used reports it, usedCount is
+// how many the GTIN has). It returns the problems found (none: balanced).
+func Account(tx *store.Tx, gtin string, used func(serial string) bool, usedCount int) []string {
+	var problems []string
+	avail, reserved := 0, 0
+	seen := map[string]string{}
+	mark := func(s, where string) {
+		if w, dup := seen[s]; dup {
+			problems = append(problems, fmt.Sprintf("GTIN %s serial %s is both %s and %s", gtin, s, w, where))
+		}
+		seen[s] = where
+		if used(s) {
+			problems = append(problems, fmt.Sprintf("GTIN %s serial %s is %s and also used", gtin, s, where))
+		}
+		if !InPool(tx, gtin, s) {
+			problems = append(problems, fmt.Sprintf("GTIN %s serial %s is %s but not in the pool index", gtin, s, where))
+		}
+	}
+	head, next := getCount(tx, "pool_head", gtin), getCount(tx, "pool_next", gtin)
+	for c := head; c < next; c++ {
+		v := tx.Get(store.Pool, seqKey(gtin, uint64(c)))
+		if v == nil {
+			problems = append(problems, fmt.Sprintf("GTIN %s: pool entry %d is missing", gtin, c))
+			continue
+		}
+		mark(string(v), "available")
+		avail++
+	}
+	err := tx.ForEachPrefix(store.State, []byte("reserved:"), func(k, v []byte) error {
+		var r reservation
+		if err := json.Unmarshal(v, &r); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", k, err))
+			return nil
+		}
+		if r.GTIN != gtin {
+			return nil
+		}
+		for _, sp := range r.Spans {
+			for c := sp.Next; c < sp.End; c++ {
+				s := tx.Get(store.Pool, seqKey(gtin, c))
+				if s == nil {
+					problems = append(problems, fmt.Sprintf("GTIN %s: pool entry %d reserved by %s is missing", gtin, c, k[len("reserved:"):]))
+					continue
+				}
+				mark(string(s), "reserved by batch "+string(k[len("reserved:"):]))
+				reserved++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if known := Known(tx, gtin); known != avail+reserved+usedCount {
+		problems = append(problems, fmt.Sprintf("GTIN %s: %d serials known, %d available + %d reserved unused + %d used = %d (serials lost or counted twice)",
+			gtin, known, avail, reserved, usedCount, avail+reserved+usedCount))
+	}
+	return problems
+}

@@ -75,7 +75,7 @@ func Open(path string, opt Options) (db *DB, err error) {
 	b, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        opt.Timeout,
 		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
+		NoFreelistSync: false,
 		NoSync:         opt.NoSync,
 	})
 	if err != nil {

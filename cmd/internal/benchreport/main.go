@@ -22,23 +22,47 @@ import (
 type suite struct {
 	pkg   string
 	bench string
+	// benchtime and count override the flags for this suite ("" / 0: the
+	// flags'): paced benchmarks run a fixed number of iterations.
+	benchtime string
+	count     int
 }
 
 var suites = []suite{
-	{"./edge/store", "GroupCommit"},
-	{"./edge/line", "."},
-	{"./edge/serials", "."},
-	{"./sync/record", "."},
-	{"./sync/gs1", "."},
-	{"./drivers/...", "."},
-	{"./central/...", "."},
-	{"./cmd/serialine", "."},
+	{"./edge/store", "GroupCommit", "", 0},
+	{"./edge/line", "UnitCycle$|PalletClose", "", 0},
+	{"./edge/line", "UnitCycleLatency", "200x", 3},
+	{"./edge/store", "CommitLatency", "200x", 3},
+	{"./cmd/serialine-edge", "Edge10MSerials", "1x", 3},
+	{"./edge/serials", ".", "", 0},
+	{"./sync/record", ".", "", 0},
+	{"./sync/gs1", ".", "", 0},
+	{"./drivers/...", ".", "", 0},
+	{"./central/...", ".", "", 0},
+	{"./cmd/serialine", ".", "", 0},
 }
 
 // ratio compares metric of `num` against the same metric of `den` (the raw limit).
 type ratio struct {
 	name, num, den, metric string
 	min                    float64 // target
+}
+
+// limit is an absolute target on a metric (max: the median must not exceed it).
+type limit struct {
+	name, bench, metric string
+	max, min            float64
+}
+
+var limits = []limit{
+	{name: "unit cycle p99 at 20 units/s", bench: "edge/line.BenchmarkUnitCycleLatency", metric: "p99_ms", max: 5},
+	{name: "  raw limit: one bbolt commit (fsync) p99 at 20/s", bench: "edge/store.BenchmarkCommitLatency", metric: "p99_ms"},
+	{name: "unit cycle p50 at 20 units/s", bench: "edge/line.BenchmarkUnitCycleLatency", metric: "p50_ms", max: 5},
+	{name: "  raw limit: one bbolt commit (fsync) p50 at 20/s", bench: "edge/store.BenchmarkCommitLatency", metric: "p50_ms"},
+	{name: "sustained unit capacity", bench: "edge/line.BenchmarkUnitCycle", metric: "units/s", min: 2000},
+	{name: "pallet close validation, 10,000 units", bench: "edge/line.BenchmarkPalletCloseValidation", metric: "ms/close", max: 20},
+	{name: "edge RSS with 10M serials (batch running)", bench: "cmd/serialine-edge.BenchmarkEdge10MSerials", metric: "rss_peak_MB", max: 150},
+	{name: "edge start-up with 10M serials", bench: "cmd/serialine-edge.BenchmarkEdge10MSerials", metric: "startup_ms", max: 2000},
 }
 
 var ratios = []ratio{
@@ -64,7 +88,14 @@ func main() {
 		if *only != "" && !strings.Contains(s.pkg, *only) {
 			continue
 		}
-		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchmem", "-count", strconv.Itoa(*count), "-benchtime", *benchtime, s.pkg}
+		bt, n := *benchtime, *count
+		if s.benchtime != "" {
+			bt = s.benchtime
+		}
+		if s.count > 0 {
+			n = min(n, s.count)
+		}
+		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchmem", "-count", strconv.Itoa(n), "-benchtime", bt, "-timeout", "30m", s.pkg}
 		fmt.Fprintf(os.Stderr, "go %s\n", strings.Join(args, " "))
 		cmd := exec.Command("go", args...)
 		var out bytes.Buffer
@@ -126,6 +157,31 @@ func main() {
 			verdict = "BELOW"
 		}
 		fmt.Printf("  %-62s %s / %s = %.2f (target >= %.2f: %s)\n", r.name, human(median(n)), human(median(d)), q, r.min, verdict)
+	}
+	fmt.Println("\ntargets (medians):")
+	for _, l := range limits {
+		v, ok := results[l.bench][l.metric]
+		if !ok {
+			continue
+		}
+		m := median(v)
+		verdict, target := "meets", ""
+		switch {
+		case l.max == 0 && l.min == 0:
+			fmt.Printf("  %-62s %s %s (measured in the same run)\n", l.name, human(m), l.metric)
+			continue
+		case l.max > 0:
+			target = fmt.Sprintf("<= %s", human(l.max))
+			if m > l.max {
+				verdict = "MISSES"
+			}
+		default:
+			target = fmt.Sprintf(">= %s", human(l.min))
+			if m < l.min {
+				verdict = "MISSES"
+			}
+		}
+		fmt.Printf("  %-62s %s %s (target %s: %s)\n", l.name, human(m), l.metric, target, verdict)
 	}
 }
 
