@@ -171,9 +171,9 @@ func TestDates(t *testing.T) {
 		{"17", "280430", true},
 		{"17", "281300", false},
 		{"17", "280000", false},
-		{"11", "961231", true},   // 96 → 1996
-		{"11", "770229", false},  // 77 → 1977 (51+ years ahead is last century): not leap
-		{"11", "760229", true},   // 76 → 2076: leap
+		{"11", "961231", true},    // 96 → 1996
+		{"11", "770229", false},   // 77 → 1977 (51+ years ahead is last century): not leap
+		{"11", "760229", true},    // 76 → 2076: leap
 		{"7006", "280100", false}, // yymmdd: day 00 not allowed
 		{"7006", "280131", true},
 		{"7250", "19000229", false}, // 1900 is not a leap year
@@ -345,7 +345,7 @@ func TestDigitalLinkBuild(t *testing.T) {
 		}
 	}
 	for els, want := range map[string]string{
-		"(10)A(01)09506000134352(8200)https://x": "(8200) Digital Link: cannot be carried with key (01)",
+		"(10)A(01)09506000134352(8200)https://x":        "(8200) Digital Link: cannot be carried with key (01)",
 		"(02)09506000134352(37)5(00)106141412345678908": "", // key (00) found after data attributes
 	} {
 		e, err := Parse(els)
