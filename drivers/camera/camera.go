@@ -31,7 +31,7 @@ type Options struct {
 	Profile string  `yaml:"profile"` // dataman | keyence (set from the driver name)
 	Format  Format  `yaml:"format"`
 	Trigger Trigger `yaml:"trigger"`
-	LineEnd string  `yaml:"line_end"` // default "\r\n"
+	LineEnd string  `yaml:"line_end"` // default "\r\n" (dataman), "\r" (keyence)
 }
 
 // Trigger configures triggering by command.
@@ -48,11 +48,11 @@ func (o *Options) SetDefaults() {
 	if o.Profile == "" {
 		o.Profile = "dataman"
 	}
-	if o.LineEnd == "" {
-		o.LineEnd = "\r\n"
-	}
 	switch o.Profile {
 	case "keyence":
+		if o.LineEnd == "" {
+			o.LineEnd = "\r" // SR series: results and responses end with CR
+		}
 		if o.Format.Mode == "" {
 			o.Format.Mode = "regex"
 		}
@@ -62,10 +62,19 @@ func (o *Options) SetDefaults() {
 		if o.Format.NoRead == nil {
 			o.Format.NoRead = []string{"ERROR"}
 		}
+		if o.Format.Ignore == nil {
+			o.Format.Ignore = []string{"OK,LON", "OK,LOFF"}
+		}
+		if o.Format.Errors == nil {
+			o.Format.Errors = []string{"ER,"}
+		}
 		if o.Trigger.Command == "" {
 			o.Trigger.Command = "LON\r"
 		}
 	default:
+		if o.LineEnd == "" {
+			o.LineEnd = "\r\n"
+		}
 		if o.Format.Mode == "" {
 			o.Format.Mode = "delimiter"
 		}
@@ -188,6 +197,8 @@ func (c *Camera) Health() drivers.Health {
 
 // Read blocks until the next result line. A malformed line returns a
 // *drivers.DeviceError wrapping drivers.ErrMalformed; the link stays usable.
+// Command acknowledgements (Format.Ignore, DMCC "[0]" responses) are
+// skipped.
 func (c *Camera) Read(ctx context.Context) (drivers.Reading, error) {
 	c.mu.Lock()
 	conn, rd := c.conn, c.rd
@@ -198,27 +209,33 @@ func (c *Camera) Read(ctx context.Context) (drivers.Reading, error) {
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	conn.SetReadDeadline(time.Time{})
-	line, err := readLine(rd, c.opts.LineEnd)
-	if err != nil {
-		if errors.Is(err, errTooLong) {
-			return drivers.Reading{}, c.parser.fail("", fmt.Errorf("longer than %d bytes", MaxLine), line)
-		}
-		if ctx.Err() != nil {
-			return drivers.Reading{}, ctx.Err()
+	for {
+		line, err := readLine(rd, c.opts.LineEnd)
+		if err != nil {
+			if errors.Is(err, errTooLong) {
+				return drivers.Reading{}, c.parser.fail("", fmt.Errorf("longer than %d bytes", MaxLine), line)
+			}
+			if ctx.Err() != nil {
+				return drivers.Reading{}, ctx.Err()
+			}
+			c.mu.Lock()
+			if c.conn == conn {
+				c.conn.Close()
+				c.conn = nil
+				c.health = drivers.Health{Fault: "disconnected", Detail: err.Error(), At: time.Now()}
+			}
+			c.mu.Unlock()
+			return drivers.Reading{}, drivers.NewDeviceError(c.name, "read", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
 		}
 		c.mu.Lock()
-		if c.conn == conn {
-			c.conn.Close()
-			c.conn = nil
-			c.health = drivers.Health{Fault: "disconnected", Detail: err.Error(), At: time.Now()}
-		}
+		c.last = time.Now()
 		c.mu.Unlock()
-		return drivers.Reading{}, drivers.NewDeviceError(c.name, "read", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
+		r, perr := c.parser.Parse(line)
+		if errors.Is(perr, ErrAcknowledgement) {
+			continue // the result follows
+		}
+		return r, perr
 	}
-	c.mu.Lock()
-	c.last = time.Now()
-	c.mu.Unlock()
-	return c.parser.Parse(line)
 }
 
 var errTooLong = errors.New("line too long")
