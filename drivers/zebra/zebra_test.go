@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
 
 	"github.com/serialine/serialine/drivers"
 	"github.com/serialine/serialine/drivers/zebra"
@@ -548,6 +549,41 @@ func TestOptionsValidate(t *testing.T) {
 		if err := o.Validate(); err != nil {
 			t.Errorf("%+v: %v", o, err)
 		}
+	}
+}
+
+// The embedded sample config decodes strictly into the options and
+// validates, its commented templates included.
+func TestSampleConfig(t *testing.T) {
+	var devs []struct {
+		Name, Driver, Address, Timeout string
+		Options                        zebra.Options
+	}
+	dec := yaml.NewDecoder(strings.NewReader(zebra.SampleConfig))
+	dec.KnownFields(true)
+	if err := dec.Decode(&devs); err != nil || len(devs) != 1 {
+		t.Fatalf("%v %d", err, len(devs))
+	}
+	if err := devs[0].Options.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// The templates shown in comments work as written.
+	var tpl []string
+	for _, l := range strings.Split(zebra.SampleConfig, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ": "); ok && (k == "#   unit" || k == "#   case") {
+			var s string
+			if err := yaml.Unmarshal([]byte(v), &s); err != nil {
+				t.Fatal(err)
+			}
+			tpl = append(tpl, strings.TrimPrefix(k, "#   "), s)
+		}
+	}
+	if len(tpl) != 4 {
+		t.Fatalf("sample templates %q", tpl)
+	}
+	o := zebra.Options{Templates: map[string]string{tpl[0]: tpl[1], tpl[2]: tpl[3]}}
+	if err := o.Validate(); err != nil {
+		t.Fatalf("sample templates: %v", err)
 	}
 }
 
