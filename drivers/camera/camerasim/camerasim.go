@@ -100,6 +100,26 @@ func (s *Sim) SetRates(r Rates) {
 	s.mu.Unlock()
 }
 
+// Rates returns the outcome probabilities.
+func (s *Sim) Rates() Rates {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opt.Rates
+}
+
+// ParseOutcome parses an outcome name: good, noread, bad_grade, mismatch,
+// duplicate, garbage.
+func ParseOutcome(name string) (Outcome, error) {
+	for o, n := range outcomeNames {
+		if n == name {
+			return o, nil
+		}
+	}
+	return 0, fmt.Errorf("camera outcome %q: want good, noread, bad_grade, mismatch, duplicate or garbage", name)
+}
+
+var outcomeNames = map[Outcome]string{Good: "good", NoRead: "noread", BadGrade: "bad_grade", Mismatch: "mismatch", Duplicate: "duplicate", Garbage: "garbage"}
+
 // Next forces the outcome of the next unit seen.
 func (s *Sim) Next(o Outcome) {
 	s.mu.Lock()

@@ -38,6 +38,16 @@ const (
 
 var faultNames = map[string]Fault{"none": None, "paper_out": PaperOut, "ribbon_out": RibbonOut, "head_open": HeadOpen, "paused": Paused, "over_temperature": OverTemp, "no_answer": NoAnswer}
 
+// String is the fault's name as ParseFault takes it.
+func (f Fault) String() string {
+	for n, v := range faultNames {
+		if v == f {
+			return n
+		}
+	}
+	return fmt.Sprintf("Fault(%d)", int(f))
+}
+
 // ParseFault parses a fault name (as used by serialine-sim's API).
 func ParseFault(s string) (Fault, error) {
 	f, ok := faultNames[s]
@@ -120,6 +130,13 @@ func (s *Sim) SetFault(f Fault) {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Fault is the injected condition.
+func (s *Sim) Fault() Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fault
 }
 
 // SetSlow delays every status answer.
