@@ -17,6 +17,7 @@ import (
 type HRILine struct {
 	AI, Value string
 	Line      string // "(01) 09506000134352", ^FH-escaped
+	Y         int    // the built-in unit template's y position of the line (40 + 35 per line)
 }
 
 // TemplateData is what label templates see.
@@ -42,7 +43,7 @@ const (
 	unitTemplate = `^XA
 ^CI28
 ^FO40,40^BXN,{{.Module}},200,,,,{{.Escape}}^FD{{.DataMatrix}}^FS
-{{range $i, $l := .HRI}}^FO260,{{add 40 (mul $i 35)}}^A0N,26,26^FH^FD{{$l.Line}}^FS
+{{range .HRI}}^FO260,{{.Y}}^A0N,26,26^FH^FD{{.Line}}^FS
 {{end}}{{with index .Text "PRODUCT"}}^FO40,200^A0N,22,22^FH^FD{{.}}^FS
 {{end}}^XZ
 `
@@ -352,8 +353,8 @@ func templateData(o Options, l drivers.Label) (TemplateData, error) {
 	if err := l.Data.Validate(); err != nil {
 		return d, fmt.Errorf("GS1 data %s: %w", l.Data.Bracketed(), err)
 	}
-	for _, e := range l.Data {
-		d.HRI = append(d.HRI, HRILine{AI: e.AI, Value: e.Value, Line: escapeText("(" + e.AI + ") " + e.Value)})
+	for i, e := range l.Data {
+		d.HRI = append(d.HRI, HRILine{AI: e.AI, Value: e.Value, Line: escapeText("(" + e.AI + ") " + e.Value), Y: 40 + 35*i})
 	}
 	var err error
 	switch l.Level {
@@ -398,16 +399,72 @@ func render(o Options, ts templateSet, l drivers.Label) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := builtin[l.Level]
+	var t *template.Template
 	if x, ok := ts.level[string(l.Level)]; ok {
 		t = x
 	}
 	if x, ok := ts.product[labelGTIN(l)][string(l.Level)]; ok {
 		t = x
 	}
+	if t == nil {
+		return renderBuiltin(d), nil
+	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, d); err != nil {
 		return nil, fmt.Errorf("template %s: %w", l.Level, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// renderBuiltin writes exactly what unitTemplate and ssccTemplate produce
+// (TestBuiltinFastPath compares them), without text/template's reflection:
+// the built-in labels are rendered once per unit on the line.
+func renderBuiltin(d TemplateData) []byte {
+	b := make([]byte, 0, 512)
+	b = append(b, "^XA\n^CI28\n"...)
+	if d.Level == string(drivers.LevelUnit) {
+		b = append(b, "^FO40,40^BXN,"...)
+		b = strconv.AppendInt(b, int64(d.Module), 10)
+		b = append(b, ",200,,,,"...)
+		b = append(b, d.Escape...)
+		b = append(b, "^FD"...)
+		b = append(b, d.DataMatrix...)
+		b = append(b, "^FS\n"...)
+		for _, l := range d.HRI {
+			b = append(b, "^FO260,"...)
+			b = strconv.AppendInt(b, int64(l.Y), 10)
+			b = append(b, "^A0N,26,26^FH^FD"...)
+			b = append(b, l.Line...)
+			b = append(b, "^FS\n"...)
+		}
+		if p := d.Text["PRODUCT"]; p != "" {
+			b = append(b, "^FO40,200^A0N,22,22^FH^FD"...)
+			b = append(b, p...)
+			b = append(b, "^FS\n"...)
+		}
+	} else {
+		b = append(b, "^FO40,30^A0N,30,30^FH^FD"...)
+		b = append(b, d.Text["TITLE"]...)
+		b = append(b, "^FS\n^FO40,80^BY3^BCN,160,N,N,N^FD"...)
+		b = append(b, d.GS1128...)
+		b = append(b, "^FS\n^FO40,250^A0N,30,30^FH^FD"...)
+		b = append(b, d.GS1128Text...)
+		b = append(b, "^FS\n"...)
+	}
+	return append(b, "^XZ\n"...)
+}
+
+// renderTemplate renders a label with the built-in text/template of its
+// level (what renderBuiltin does by hand).
+func renderTemplate(o Options, l drivers.Label) ([]byte, error) {
+	o.SetDefaults()
+	d, err := templateData(o, l)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := builtin[l.Level].Execute(&buf, d); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }
