@@ -228,6 +228,9 @@ func parseComponent(t string) (Component, error) {
 	}
 	parts := strings.Split(spec, ",")
 	ty := parts[0]
+	if len(ty) < 2 {
+		return c, fmt.Errorf("component %q: want a type and a length such as N14 or X..20", t)
+	}
 	c.Charset = ty[0]
 	switch c.Charset {
 	case 'N', 'X', 'Y', 'Z':

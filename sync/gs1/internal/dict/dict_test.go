@@ -73,3 +73,18 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		}
 	}
 }
+
+// Any input parses or fails with an error; what parses renders.
+func FuzzParse(f *testing.F) {
+	f.Add("01 *? N14,csum,gcppos2 ex=255,37 dlpkey=22,10,21|235 # GTIN\n21 X..20 req=01+10,03 # SERIAL\n10 ? X..20 # LOT\n22 X..20 # CPV\n235 X..28 # TPX\n")
+	f.Add("3100-3105 *? N6 req=01,02 ex=310n # NET\n423 ? N3,iso3166 [N3],iso3166 # C\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := Parse(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		if _, err := Render(d); err != nil {
+			t.Fatalf("parsed but does not render: %v", err)
+		}
+	})
+}
