@@ -86,7 +86,6 @@ type Zebra struct {
 	mu      sync.Mutex // one operation at a time on the connection
 	conn    net.Conn
 	rd      *bufio.Reader
-	dial    func(ctx context.Context, addr string) (net.Conn, error)
 	backoff time.Duration // wait before the next implicit redial
 	retryAt time.Time
 	health  drivers.Health
@@ -118,13 +117,8 @@ func New(name, address string, timeout time.Duration, opts Options, log zerolog.
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
-	z := &Zebra{name: name, addr: address, timeout: timeout, opts: opts, log: log.With().Str("device", name).Logger(),
-		templates: templateSet{level: tpl, product: map[string]map[string]*template.Template{}}}
-	z.dial = func(ctx context.Context, addr string) (net.Conn, error) {
-		d := net.Dialer{Timeout: z.timeout}
-		return d.DialContext(ctx, "tcp", addr)
-	}
-	return z, nil
+	return &Zebra{name: name, addr: address, timeout: timeout, opts: opts, log: log.With().Str("device", name).Logger(),
+		templates: templateSet{level: tpl, product: map[string]map[string]*template.Template{}}}, nil
 }
 
 // SetProductTemplates installs a product's label template overrides per
@@ -170,7 +164,8 @@ func (z *Zebra) connectLocked(ctx context.Context) error {
 		z.conn.Close()
 		z.conn = nil
 	}
-	c, err := z.dial(ctx, z.addr)
+	d := net.Dialer{Timeout: z.timeout}
+	c, err := d.DialContext(ctx, "tcp", z.addr)
 	if err != nil {
 		z.backoff = min(max(2*z.backoff, minBackoff), maxBackoff)
 		z.retryAt = time.Now().Add(z.backoff)
