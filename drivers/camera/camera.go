@@ -139,11 +139,12 @@ type Camera struct {
 	parser     *Parser
 	log        zerolog.Logger
 
-	mu     sync.Mutex
-	conn   net.Conn
-	rd     *bufio.Reader
-	health drivers.Health
-	last   time.Time
+	mu      sync.Mutex
+	conn    net.Conn
+	rd      *bufio.Reader
+	health  drivers.Health
+	last    time.Time
+	partial []byte // the start of a line a cancelled Read left behind
 }
 
 var (
@@ -179,7 +180,7 @@ func (c *Camera) Connect(ctx context.Context) error {
 		c.health = drivers.Health{Fault: "disconnected", Detail: err.Error(), At: time.Now()}
 		return drivers.NewDeviceError(c.name, "connect", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
 	}
-	c.conn, c.rd = conn, bufio.NewReaderSize(conn, MaxLine+64)
+	c.conn, c.rd, c.partial = conn, bufio.NewReaderSize(conn, MaxLine+64), nil
 	c.health = drivers.Health{Connected: true, At: time.Now()}
 	return nil
 }
@@ -210,12 +211,20 @@ func (c *Camera) Read(ctx context.Context) (drivers.Reading, error) {
 	defer stop()
 	conn.SetReadDeadline(time.Time{})
 	for {
-		line, err := readLine(rd, c.opts.LineEnd)
+		c.mu.Lock()
+		partial := c.partial
+		c.partial = nil
+		c.mu.Unlock()
+		line, err := readLine(rd, c.opts.LineEnd, partial)
 		if err != nil {
 			if errors.Is(err, errTooLong) {
 				return drivers.Reading{}, c.parser.fail("", fmt.Errorf("longer than %d bytes", MaxLine), line)
 			}
 			if ctx.Err() != nil {
+				// Keep what arrived of a line: the next Read continues it.
+				c.mu.Lock()
+				c.partial = append([]byte(nil), line...)
+				c.mu.Unlock()
 				return drivers.Reading{}, ctx.Err()
 			}
 			c.mu.Lock()
@@ -242,9 +251,9 @@ var errTooLong = errors.New("line too long")
 
 // readLine reads up to the line end (its last byte), tolerating CR LF and
 // LF; a line longer than MaxLine is consumed up to its end and refused.
-func readLine(rd *bufio.Reader, lineEnd string) ([]byte, error) {
+func readLine(rd *bufio.Reader, lineEnd string, partial []byte) ([]byte, error) {
 	end := lineEnd[len(lineEnd)-1]
-	var line []byte
+	line := partial
 	tooLong := false
 	for {
 		chunk, err := rd.ReadSlice(end)

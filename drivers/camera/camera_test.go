@@ -376,6 +376,37 @@ func TestReadTimeoutKeepsLink(t *testing.T) {
 	}
 }
 
+// A read cancelled in the middle of a line keeps what arrived: the next
+// read returns the whole line.
+func TestCancelledReadKeepsPartialLine(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	c := connect(t, ln.Addr().String(), camera.Options{})
+	srv := <-accepted
+	defer srv.Close()
+	srv.Write([]byte("]d2" + unitData[:10]))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = c.Read(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("half a line: %v", err)
+	}
+	srv.Write([]byte(unitData[10:] + "|B\r\n"))
+	if r, err := read(t, c); err != nil || r.Data != unitData || r.Grade != 3 {
+		t.Fatalf("the rest of the line: %+v %v", r, err)
+	}
+}
+
 // The keyence reader refuses unknown commands: a device fault, and the next
 // trigger still works.
 func TestKeyenceRefusedCommand(t *testing.T) {
