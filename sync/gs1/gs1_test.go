@@ -309,11 +309,11 @@ func TestAssociations(t *testing.T) {
 }
 
 func TestJSONObject(t *testing.T) {
-	els, err := Parse("(01)09506000134352(17)281130(10)L\"1(21)S1(10)L\"1")
+	els, err := Parse("(01)09506000134352(17)281130(10)L\"<&>1(21)S1(10)L\"<&>1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(els.JSONObject()); got != `{"01":"09506000134352","17":"281130","10":"L\"1","21":"S1"}` {
+	if got := string(els.JSONObject()); got != `{"01":"09506000134352","17":"281130","10":"L\"<&>1","21":"S1"}` {
 		t.Fatalf("%s", got)
 	}
 }

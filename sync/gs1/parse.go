@@ -1,6 +1,7 @@
 package gs1
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 )
@@ -175,7 +176,13 @@ func validated(es Elements) (Elements, error) {
 // of the data, e.g. {"01":"09506000134352","21":"ABC"} (an AI present twice
 // with the same value appears once).
 func (es Elements) JSONObject() []byte {
-	var b strings.Builder
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // CSET 82 has < > &: keep them readable
+	str := func(s string) {
+		enc.Encode(s) // a string always encodes
+		b.Truncate(b.Len() - 1)
+	}
 	b.WriteByte('{')
 	seen := map[string]bool{}
 	for _, e := range es {
@@ -186,14 +193,12 @@ func (es Elements) JSONObject() []byte {
 		if len(seen) > 1 {
 			b.WriteByte(',')
 		}
-		k, _ := json.Marshal(e.AI)
-		v, _ := json.Marshal(e.Value)
-		b.Write(k)
+		str(e.AI)
 		b.WriteByte(':')
-		b.Write(v)
+		str(e.Value)
 	}
 	b.WriteByte('}')
-	return []byte(b.String())
+	return b.Bytes()
 }
 
 func truncate(s string, n int) string {
