@@ -4,10 +4,23 @@
 //
 //	serialine-sim --config line.yaml [--rate 40] [--control 127.0.0.1:8090]
 //
-// Faults are injected through the control API (JSON over HTTP):
+// Faults can be injected from the start by flag:
+//
+//	--printer-fault paper_out|ribbon_out|head_open|paused|over_temperature|no_answer
+//	--printer-slow 500ms          every printer status answer is late
+//	--no-read-rate 0.05 --bad-grade-rate 0.02 --duplicate-rate 0.01
+//	--mismatch-rate 0 --garbage-rate 0
+//	--camera-delay 200ms          result lines come late
+//	--plc-delay 300ms             every PLC answer is late
+//	--plc-disconnect-every 30s    the PLC drops its clients periodically
+//
+// and while running through the control API (JSON over HTTP):
 //
 //	POST /printer/{name}/fault   {"fault": "paper_out"}  (none, paper_out, ribbon_out, head_open, paused, over_temperature, no_answer)
-//	POST /camera/{name}/rates    {"no_read": 0.05, "bad_grade": 0.02, "mismatch": 0, "duplicate": 0}
+//	POST /printer/{name}/slow    {"delay": "500ms"}
+//	POST /camera/{name}/rates    {"no_read": 0.05, "bad_grade": 0.02, "mismatch": 0, "duplicate": 0, "garbage": 0}
+//	POST /camera/{name}/next     {"outcome": "garbage"}  (good, noread, bad_grade, mismatch, duplicate, garbage: the next unit)
+//	POST /camera/{name}/delay    {"delay": "200ms"}
 //	POST /camera/{name}/silent   {"silent": true}
 //	POST /plc/{name}/disconnect  {}
 //	POST /plc/{name}/delay       {"delay": "500ms"}
@@ -17,12 +30,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"sort"
 	"syscall"
 	"time"
 
@@ -35,50 +51,104 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+func rate(name string, v float64) error {
+	if v < 0 || v > 1 {
+		return fmt.Errorf("--%s %v: want 0..1", name, v)
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serialine-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	path := fs.String("config", "", "line config whose devices to simulate")
-	rate := fs.Float64("rate", 40, "labels per second the printers print")
+	lps := fs.Float64("rate", 40, "labels per second the printers print")
 	noRead := fs.Float64("no-read-rate", 0.01, "fraction of no-reads")
 	badGrade := fs.Float64("bad-grade-rate", 0.02, "fraction of grades below C")
+	duplicate := fs.Float64("duplicate-rate", 0, "fraction of reads that repeat the previous unit's data")
+	mismatch := fs.Float64("mismatch-rate", 0, "fraction of reads with one character changed")
+	garbage := fs.Float64("garbage-rate", 0, "fraction of result lines that do not parse")
+	printerFault := fs.String("printer-fault", "none", "printer condition from the start: none, paper_out, ribbon_out, head_open, paused, over_temperature, no_answer")
+	printerSlow := fs.Duration("printer-slow", 0, "delay of every printer status answer")
+	cameraDelay := fs.Duration("camera-delay", 0, "delay between a label passing the camera and its result line")
+	plcDelay := fs.Duration("plc-delay", 0, "delay of every PLC answer")
+	plcDisconnect := fs.Duration("plc-disconnect-every", 0, "drop the PLC's clients this often (0: never)")
+	seed := fs.Uint64("seed", 1, "seed of the camera outcomes")
 	control := fs.String("control", "127.0.0.1:0", "control API listen address")
 	logLevel := fs.String("log-level", "info", "debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *path == "" {
-		fmt.Fprintln(os.Stderr, "serialine-sim: --config is required")
+		fmt.Fprintln(stderr, "serialine-sim: --config is required")
+		return 2
+	}
+	fault, err := zebrasim.ParseFault(*printerFault)
+	if err == nil {
+		err = errors.Join(rate("no-read-rate", *noRead), rate("bad-grade-rate", *badGrade), rate("duplicate-rate", *duplicate),
+			rate("mismatch-rate", *mismatch), rate("garbage-rate", *garbage))
+	}
+	if err == nil && *noRead+*badGrade+*duplicate+*mismatch+*garbage > 1 {
+		err = errors.New("the camera rates add up to more than 1")
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "serialine-sim:", err)
 		return 2
 	}
 	devices.Register()
 	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	log := cli.Logger(*logLevel, false)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	sims, err := linesim.Start(ctx, cfg, linesim.Options{Rate: *rate, NoReadRate: *noRead, BadGradeRate: *badGrade, UseConfigAddrs: true, Log: log})
+	sims, err := linesim.Start(ctx, cfg, linesim.Options{Rate: *lps, NoReadRate: *noRead, BadGradeRate: *badGrade,
+		DuplicateRate: *duplicate, MismatchRate: *mismatch, GarbageRate: *garbage,
+		PrinterFault: fault, PrinterSlow: *printerSlow, CameraDelay: *cameraDelay, PLCDelay: *plcDelay,
+		Seed: *seed, UseConfigAddrs: true, Log: log})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "serialine-sim:", err)
+		fmt.Fprintln(stderr, "serialine-sim:", err)
 		return 1
 	}
 	defer sims.Close()
 	ln, err := net.Listen("tcp", *control)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "serialine-sim: control API:", err)
+		fmt.Fprintln(stderr, "serialine-sim: control API:", err)
 		return 1
 	}
 	srv := &http.Server{Handler: controlAPI(sims), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	for _, d := range sims.Describe() {
-		fmt.Println("simulating", d)
+	if *plcDisconnect > 0 {
+		go func() {
+			t := time.NewTicker(*plcDisconnect)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					for name, p := range sims.PLCs {
+						if err := p.DropClients(); err != nil {
+							log.Error().Str("device", name).Err(err).Msg("PLC disconnect: restart failed")
+						} else {
+							log.Info().Str("device", name).Msg("PLC disconnect injected")
+						}
+					}
+				}
+			}
+		}()
 	}
-	fmt.Printf("control API http://%s\n", ln.Addr())
+	lines := sims.Describe()
+	sort.Strings(lines)
+	for _, d := range lines {
+		fmt.Fprintln(stdout, "simulating", d)
+	}
+	fmt.Fprintf(stdout, "control API http://%s\n", ln.Addr())
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -96,17 +166,44 @@ func controlAPI(l *linesim.Line) http.Handler {
 	fail := func(w http.ResponseWriter, code int, err error) {
 		reply(w, code, map[string]string{"error": err.Error()})
 	}
-	mux.HandleFunc("POST /printer/{name}/fault", func(w http.ResponseWriter, r *http.Request) {
+	// decode reads a small JSON body strictly.
+	decode := func(w http.ResponseWriter, r *http.Request, v any) bool {
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			fail(w, 400, fmt.Errorf("request body: %w", err))
+			return false
+		}
+		return true
+	}
+	duration := func(w http.ResponseWriter, s string) (time.Duration, bool) {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			fail(w, 400, fmt.Errorf("delay %q: want a duration such as 250ms", s))
+			return 0, false
+		}
+		return d, true
+	}
+	printer := func(w http.ResponseWriter, r *http.Request) (*zebrasim.Sim, bool) {
 		p, ok := l.Printers[r.PathValue("name")]
 		if !ok {
 			fail(w, 404, fmt.Errorf("no printer %q", r.PathValue("name")))
-			return
 		}
+		return p, ok
+	}
+	cam := func(w http.ResponseWriter, r *http.Request) (*camerasim.Sim, bool) {
+		c, ok := l.Cameras[r.PathValue("name")]
+		if !ok {
+			fail(w, 404, fmt.Errorf("no camera %q", r.PathValue("name")))
+		}
+		return c, ok
+	}
+	mux.HandleFunc("POST /printer/{name}/fault", func(w http.ResponseWriter, r *http.Request) {
+		p, ok := printer(w, r)
 		var req struct {
 			Fault string `json:"fault"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			fail(w, 400, err)
+		if !ok || !decode(w, r, &req) {
 			return
 		}
 		f, err := zebrasim.ParseFault(req.Fault)
@@ -117,36 +214,83 @@ func controlAPI(l *linesim.Line) http.Handler {
 		p.SetFault(f)
 		reply(w, 200, req)
 	})
-	mux.HandleFunc("POST /camera/{name}/rates", func(w http.ResponseWriter, r *http.Request) {
-		c, ok := l.Cameras[r.PathValue("name")]
-		if !ok {
-			fail(w, 404, fmt.Errorf("no camera %q", r.PathValue("name")))
+	mux.HandleFunc("POST /printer/{name}/slow", func(w http.ResponseWriter, r *http.Request) {
+		p, ok := printer(w, r)
+		var req struct {
+			Delay string `json:"delay"`
+		}
+		if !ok || !decode(w, r, &req) {
 			return
 		}
+		d, ok := duration(w, req.Delay)
+		if !ok {
+			return
+		}
+		p.SetSlow(d)
+		reply(w, 200, req)
+	})
+	mux.HandleFunc("POST /camera/{name}/rates", func(w http.ResponseWriter, r *http.Request) {
+		c, ok := cam(w, r)
 		var req struct {
 			NoRead    float64 `json:"no_read"`
 			BadGrade  float64 `json:"bad_grade"`
 			Mismatch  float64 `json:"mismatch"`
 			Duplicate float64 `json:"duplicate"`
+			Garbage   float64 `json:"garbage"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		if !ok || !decode(w, r, &req) {
+			return
+		}
+		for _, v := range []float64{req.NoRead, req.BadGrade, req.Mismatch, req.Duplicate, req.Garbage} {
+			if v < 0 || v > 1 {
+				fail(w, 400, fmt.Errorf("rate %v: want 0..1", v))
+				return
+			}
+		}
+		if req.NoRead+req.BadGrade+req.Mismatch+req.Duplicate+req.Garbage > 1 {
+			fail(w, 400, errors.New("the rates add up to more than 1"))
+			return
+		}
+		c.SetRates(camerasim.Rates{NoRead: req.NoRead, BadGrade: req.BadGrade, Mismatch: req.Mismatch, Duplicate: req.Duplicate, Garbage: req.Garbage})
+		reply(w, 200, req)
+	})
+	mux.HandleFunc("POST /camera/{name}/next", func(w http.ResponseWriter, r *http.Request) {
+		c, ok := cam(w, r)
+		var req struct {
+			Outcome string `json:"outcome"`
+		}
+		if !ok || !decode(w, r, &req) {
+			return
+		}
+		o, err := camerasim.ParseOutcome(req.Outcome)
+		if err != nil {
 			fail(w, 400, err)
 			return
 		}
-		c.SetRates(camerasim.Rates{NoRead: req.NoRead, BadGrade: req.BadGrade, Mismatch: req.Mismatch, Duplicate: req.Duplicate})
+		c.Next(o)
+		reply(w, 200, req)
+	})
+	mux.HandleFunc("POST /camera/{name}/delay", func(w http.ResponseWriter, r *http.Request) {
+		c, ok := cam(w, r)
+		var req struct {
+			Delay string `json:"delay"`
+		}
+		if !ok || !decode(w, r, &req) {
+			return
+		}
+		d, ok := duration(w, req.Delay)
+		if !ok {
+			return
+		}
+		c.SetDelay(d)
 		reply(w, 200, req)
 	})
 	mux.HandleFunc("POST /camera/{name}/silent", func(w http.ResponseWriter, r *http.Request) {
-		c, ok := l.Cameras[r.PathValue("name")]
-		if !ok {
-			fail(w, 404, fmt.Errorf("no camera %q", r.PathValue("name")))
-			return
-		}
+		c, ok := cam(w, r)
 		var req struct {
 			Silent bool `json:"silent"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			fail(w, 400, err)
+		if !ok || !decode(w, r, &req) {
 			return
 		}
 		c.SetSilent(req.Silent)
@@ -173,13 +317,11 @@ func controlAPI(l *linesim.Line) http.Handler {
 		var req struct {
 			Delay string `json:"delay"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			fail(w, 400, err)
+		if !decode(w, r, &req) {
 			return
 		}
-		d, err := time.ParseDuration(req.Delay)
-		if err != nil {
-			fail(w, 400, err)
+		d, ok := duration(w, req.Delay)
+		if !ok {
 			return
 		}
 		p.SetDelay(d)
@@ -189,11 +331,15 @@ func controlAPI(l *linesim.Line) http.Handler {
 		out := map[string]any{}
 		for n, p := range l.Printers {
 			rec, pr, bad, dropped := p.Counts()
-			out["printer/"+n] = map[string]int{"received": rec, "printed": pr, "bad_formats": bad, "dropped": dropped}
+			out["printer/"+n] = map[string]any{"received": rec, "printed": pr, "bad_formats": bad, "dropped": dropped, "fault": p.Fault().String()}
 		}
 		for n, c := range l.Cameras {
-			seen, _ := c.Counts()
-			out["camera/"+n] = map[string]int{"seen": seen}
+			seen, outcomes := c.Counts()
+			byName := map[string]int{}
+			for o, k := range outcomes {
+				byName[outcomeName(o)] = k
+			}
+			out["camera/"+n] = map[string]any{"seen": seen, "outcomes": byName, "rates": c.Rates()}
 		}
 		for n, p := range l.PLCs {
 			out["plc/"+n] = map[string]int{"rejects": p.RejectCount(), "requests": p.Requests()}
@@ -201,4 +347,13 @@ func controlAPI(l *linesim.Line) http.Handler {
 		reply(w, 200, out)
 	})
 	return mux
+}
+
+func outcomeName(o camerasim.Outcome) string {
+	for _, n := range []string{"good", "noread", "bad_grade", "mismatch", "duplicate", "garbage"} {
+		if v, _ := camerasim.ParseOutcome(n); v == o {
+			return n
+		}
+	}
+	return fmt.Sprint(int(o))
 }

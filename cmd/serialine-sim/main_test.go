@@ -1,73 +1,287 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
-	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/serialine/serialine/cmd/internal/linesim"
 	"github.com/serialine/serialine/drivers"
+	"github.com/serialine/serialine/drivers/camera"
+	"github.com/serialine/serialine/drivers/modbus"
 	"github.com/serialine/serialine/drivers/zebra"
-	"github.com/serialine/serialine/edge/config"
+	"github.com/serialine/serialine/sync/gs1"
 )
 
-func TestControlAPIInjectsPrinterFault(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg := &config.Line{Devices: config.Devices{
-		Printers: []config.Device{{Name: "printer-1", Driver: "zebra"}},
-		Cameras:  []config.Device{{Name: "camera-1", Driver: "dataman"}},
-		PLCs:     []config.Device{{Name: "plc-1", Driver: "modbus"}},
-	}}
-	l, err := linesim.Start(ctx, cfg, linesim.Options{Log: zerolog.Nop()})
+// simConfig is the shipped demo line with every device on a free port.
+func simConfig(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../configs/demo-line.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	srv := httptest.NewServer(controlAPI(l))
-	defer srv.Close()
-	post := func(path, body string) int {
-		resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+	cfg := regexp.MustCompile(`address: 127\.0\.0\.1:\d+`).ReplaceAllString(string(raw), "address: 127.0.0.1:0")
+	p := filepath.Join(t.TempDir(), "line.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if code := post("/printer/printer-1/fault", `{"fault":"head_open"}`); code != 200 {
+	return p
+}
+
+type simProc struct {
+	addrs   map[string]string // device -> address
+	control string
+	cancel  context.CancelFunc
+	done    chan int
+}
+
+// startSim runs serialine-sim's run function and waits for its banner.
+func startSim(t *testing.T, args ...string) *simProc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	p := &simProc{addrs: map[string]string{}, cancel: cancel, done: make(chan int, 1)}
+	var stderr bytes.Buffer
+	go func() {
+		p.done <- run(ctx, append([]string{"--config", simConfig(t), "--log-level", "error"}, args...), pw, &stderr)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	re := regexp.MustCompile(`^simulating (\S+)\s+(\S+)\s+\S+\s+tcp://(\S+)$`)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := re.FindStringSubmatch(line); m != nil {
+			p.addrs[m[2]] = m[3]
+		}
+		if a, ok := strings.CutPrefix(line, "control API "); ok {
+			p.control = a
+			break
+		}
+	}
+	if p.control == "" {
+		cancel()
+		t.Fatalf("no banner; exit %d: %s", <-p.done, stderr.String())
+	}
+	go io.Copy(io.Discard, pr)
+	t.Cleanup(func() {
+		cancel()
+		if code := <-p.done; code != 0 {
+			t.Errorf("serialine-sim exited %d: %s", code, stderr.String())
+		}
+	})
+	return p
+}
+
+func (p *simProc) post(t *testing.T, path, body string) int {
+	t.Helper()
+	resp, err := http.Post(p.control+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func unit(serial string) drivers.Label {
+	return drivers.Label{ID: serial, Level: drivers.LevelUnit,
+		Data: gs1.Elements{{AI: "01", Value: "09506000134352"}, {AI: "17", Value: "281130"}, {AI: "10", Value: "L1"}, {AI: "21", Value: serial}}}
+}
+
+// readAfterPrint prints one label and returns what the camera reports.
+func readAfterPrint(t *testing.T, z *zebra.Zebra, c *camera.Camera, serial string) (drivers.Reading, error) {
+	t.Helper()
+	if err := z.Print(context.Background(), unit(serial)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Read(ctx)
+}
+
+// Flags set the faults from the start, the control API changes them; the
+// real drivers see every one over the wire.
+func TestFaultInjection(t *testing.T) {
+	p := startSim(t, "--printer-fault", "head_open", "--no-read-rate", "1", "--bad-grade-rate", "0", "--plc-delay", "400ms", "--rate", "0")
+	if len(p.addrs) != 3 {
+		t.Fatalf("devices %v", p.addrs)
+	}
+	ctx := context.Background()
+	z, _ := zebra.New("printer-1", p.addrs["printer-1"], 200*time.Millisecond, zebra.Options{}, zerolog.Nop())
+	defer z.Close()
+	c, _ := camera.New("camera-1", p.addrs["camera-1"], time.Second, camera.Options{}, zerolog.Nop())
+	defer c.Close()
+	tags := map[string]modbus.Tag{"reject": {Coil: u16(0)}, "line_running": {DiscreteInput: u16(0)}}
+	plc, _ := modbus.New("plc-1", p.addrs["plc-1"], 150*time.Millisecond, modbus.Options{UnitID: 1, Tags: tags}, zerolog.Nop())
+	defer plc.Close()
+
+	// --printer-fault head_open: ~HS is silent, ~HQES says head open.
+	if h, err := z.Status(ctx); h.Fault != "head_open" || !h.Connected || !errors.Is(err, drivers.ErrDeviceFault) {
+		t.Fatalf("printer: %+v %v", h, err)
+	}
+	// --plc-delay 400ms: the PLC answers too late for a 150ms timeout.
+	if _, err := plc.ReadBool(ctx, "line_running"); !errors.Is(err, drivers.ErrNotConnected) {
+		t.Fatalf("slow PLC: %v", err)
+	}
+	if code := p.post(t, "/printer/printer-1/fault", `{"fault":"none"}`); code != 200 {
 		t.Fatalf("fault: %d", code)
 	}
-	// The real driver sees the injected fault over the wire.
-	z, _ := zebra.New("printer-1", l.Addr("printer-1"), 200*time.Millisecond, zebra.Options{}, zerolog.Nop())
-	defer z.Close()
-	h, _ := z.Status(ctx)
-	if h.Fault != "head_open" {
-		t.Fatalf("driver sees %+v", h)
+	if h, err := z.Status(ctx); err != nil || !h.OK() {
+		t.Fatalf("printer after clearing: %+v %v", h, err)
 	}
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// --no-read-rate 1: every label passing the camera is a no-read. (The
+	// first label may pass before the camera's client is registered: retry.)
+	var r drivers.Reading
+	var err error
+	for i := 0; i < 50; i++ {
+		if err := z.Print(ctx, unit("W1")); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		r, err = c.Read(rctx)
+		cancel()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil || !r.NoRead {
+		t.Fatalf("no-read rate 1: %+v %v", r, err)
+	}
+	// Rates, forced outcomes, garbage through the API.
+	if code := p.post(t, "/camera/camera-1/rates", `{"garbage":1}`); code != 200 {
+		t.Fatalf("rates: %d", code)
+	}
+	if _, err := readAfterPrint(t, z, c, "G1"); !errors.Is(err, drivers.ErrMalformed) {
+		t.Fatalf("garbage rate 1: %v", err)
+	}
+	if code := p.post(t, "/camera/camera-1/rates", `{"duplicate":1}`); code != 200 {
+		t.Fatalf("rates: %d", code)
+	}
+	if r, err := readAfterPrint(t, z, c, "D2"); err != nil || !strings.HasSuffix(r.Data, "21G1") {
+		t.Fatalf("duplicate rate 1: %+v %v (want the previous unit G1)", r, err)
+	}
+	p.post(t, "/camera/camera-1/next", `{"outcome":"bad_grade"}`)
+	if r, err := readAfterPrint(t, z, c, "B3"); err != nil || r.Grade != 1 || !strings.HasSuffix(r.Data, "21B3") {
+		t.Fatalf("forced bad grade: %+v %v", r, err)
+	}
+	p.post(t, "/camera/camera-1/rates", `{}`)
+	if r, err := readAfterPrint(t, z, c, "OK4"); err != nil || r.Grade != 4 || !strings.HasSuffix(r.Data, "21OK4") {
+		t.Fatalf("good read: %+v %v", r, err)
+	}
+	// Slow responses: the printer's status answers come late.
+	p.post(t, "/printer/printer-1/slow", `{"delay":"500ms"}`)
+	if h, err := z.Status(ctx); h.Fault != "no_answer" || !h.Connected || !errors.Is(err, drivers.ErrTimeout) {
+		t.Fatalf("slow printer: %+v %v", h, err)
+	}
+	p.post(t, "/printer/printer-1/slow", `{"delay":"0s"}`)
+	// PLC: no delay, then a disconnect the driver recovers from.
+	if code := p.post(t, "/plc/plc-1/delay", `{"delay":"0s"}`); code != 200 {
+		t.Fatalf("delay: %d", code)
+	}
+	if v, err := plc.ReadBool(ctx, "line_running"); err != nil || !v {
+		t.Fatalf("PLC: %v %v", v, err)
+	}
+	if code := p.post(t, "/plc/plc-1/disconnect", `{}`); code != 200 {
+		t.Fatalf("disconnect: %d", code)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for plc.WriteBool(ctx, "reject", true) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("PLC did not come back after the disconnect")
+		}
+	}
+	// Status reflects what happened.
+	resp, err := http.Get(p.control + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st map[string]map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st["printer/printer-1"]["fault"] != "none" || st["plc/plc-1"]["rejects"].(float64) < 1 || st["camera/camera-1"]["seen"].(float64) < 5 {
+		t.Fatalf("status %v", st)
+	}
+	if o := st["camera/camera-1"]["outcomes"].(map[string]any); o["garbage"].(float64) != 1 || o["bad_grade"].(float64) != 1 {
+		t.Fatalf("outcomes %v", o)
+	}
+	// Bad requests are refused with the reason.
 	for path, body := range map[string]string{
 		"/printer/printer-1/fault": `{"fault":"smoke"}`,
 		"/printer/nope/fault":      `{"fault":"none"}`,
-		"/plc/plc-1/delay":         `{"delay":"soon"}`,
+		"/printer/printer-1/slow":  `{"delay":"-1s"}`,
+		"/camera/camera-1/rates":   `{"no_read":0.8,"bad_grade":0.5}`,
+		"/camera/camera-1/next":    `{"outcome":"maybe"}`,
+		"/camera/camera-1/delay":   `{"delay":"soon"}`,
+		"/camera/camera-1/silent":  `{"silent":"yes"}`,
+		"/plc/plc-1/delay":         `{"delay":"soon","x":1}`,
+		"/plc/nope/disconnect":     `{}`,
 	} {
-		if code := post(path, body); code == 200 {
+		if code := p.post(t, path, body); code == 200 {
 			t.Errorf("%s %s accepted", path, body)
 		}
 	}
-	if code := post("/camera/camera-1/rates", `{"no_read":0.5}`); code != 200 {
-		t.Fatalf("rates: %d", code)
-	}
-	if code := post("/plc/plc-1/disconnect", `{}`); code != 200 {
-		t.Fatalf("disconnect: %d", code)
-	}
-	resp, err := http.Get(srv.URL + "/status")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("status %v", err)
-	}
-	resp.Body.Close()
-	_ = drivers.LevelUnit
 }
+
+// A PLC that drops its clients every few hundred milliseconds: the driver
+// reconnects each time.
+func TestPLCDisconnectFlag(t *testing.T) {
+	p := startSim(t, "--plc-disconnect-every", "100ms")
+	tags := map[string]modbus.Tag{"reject": {Coil: u16(0)}, "line_running": {DiscreteInput: u16(0)}}
+	plc, _ := modbus.New("plc-1", p.addrs["plc-1"], 500*time.Millisecond, modbus.Options{UnitID: 1, Tags: tags}, zerolog.Nop())
+	defer plc.Close()
+	ctx := context.Background()
+	failures, ok := 0, 0
+	deadline := time.Now().Add(10 * time.Second)
+	for (failures == 0 || ok < 3) && time.Now().Before(deadline) {
+		if _, err := plc.ReadBool(ctx, "line_running"); err != nil {
+			if !errors.Is(err, drivers.ErrNotConnected) {
+				t.Fatalf("%v", err)
+			}
+			failures++
+		} else if failures > 0 {
+			ok++
+		}
+		time.Sleep(20 * time.Millisecond) // pace the polls like the engine does
+	}
+	if failures == 0 || ok < 3 {
+		t.Fatalf("%d failures, %d good reads after one: the disconnects are not injected or not recovered", failures, ok)
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	cfg := simConfig(t)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "--config is required"},
+		{[]string{"--config", cfg, "--printer-fault", "smoke"}, 2, `printer fault "smoke"`},
+		{[]string{"--config", cfg, "--no-read-rate", "1.5"}, 2, "--no-read-rate 1.5: want 0..1"},
+		{[]string{"--config", cfg, "--no-read-rate", "0.6", "--garbage-rate", "0.6"}, 2, "add up to more than 1"},
+		{[]string{"--config", filepath.Join(t.TempDir(), "none.yaml")}, 1, "none.yaml"},
+		{[]string{"--bogus"}, 2, "flag provided but not defined"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), c.args, &out, &errOut); code != c.code || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%v: exit %d %q, want %d %q", c.args, code, errOut.String(), c.code, c.want)
+		}
+	}
+}
+
+func u16(v uint16) *uint16 { return &v }

@@ -3,7 +3,8 @@
 //	serialine demo [--pallets N --dir DIR --summary-json FILE --db URL --broker URL]
 //	serialine config check FILE...
 //	serialine config schema
-//	serialine gs1 parse DATA
+//	serialine gs1 parse [--out json|bracketed|element|dl] DATA
+//	serialine gs1 ndc [--format F] NDC
 //	serialine verify --key BASE64|--key-file FILE EXPORT.jsonl
 //	serialine status | batch ... | container ... | unit ... | serials import | challenge | config reload
 //	                 (operator commands against the edge API, see operator.go)
@@ -23,7 +24,8 @@ commands:
   demo            run central + edge + simulated devices (see serialine demo -h)
   config check    validate line config files; errors as file:line: message
   config schema   print the JSON Schema of the line config
-  gs1 parse DATA  parse GS1 data (]d2 scan, GS-separated, bracketed or Digital Link)
+  gs1 parse DATA  parse GS1 data (]d2 scan, GS-separated, bracketed or Digital Link) to JSON
+  gs1 ndc NDC     NDC-10 to NDC-11 and GTIN-14
   verify          verify an exported record file offline with the edge's public key
   version         print the version
 

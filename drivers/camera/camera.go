@@ -31,7 +31,7 @@ type Options struct {
 	Profile string  `yaml:"profile"` // dataman | keyence (set from the driver name)
 	Format  Format  `yaml:"format"`
 	Trigger Trigger `yaml:"trigger"`
-	LineEnd string  `yaml:"line_end"` // default "\r\n"
+	LineEnd string  `yaml:"line_end"` // default "\r\n" (dataman), "\r" (keyence)
 }
 
 // Trigger configures triggering by command.
@@ -48,11 +48,11 @@ func (o *Options) SetDefaults() {
 	if o.Profile == "" {
 		o.Profile = "dataman"
 	}
-	if o.LineEnd == "" {
-		o.LineEnd = "\r\n"
-	}
 	switch o.Profile {
 	case "keyence":
+		if o.LineEnd == "" {
+			o.LineEnd = "\r" // SR series: results and responses end with CR
+		}
 		if o.Format.Mode == "" {
 			o.Format.Mode = "regex"
 		}
@@ -62,10 +62,19 @@ func (o *Options) SetDefaults() {
 		if o.Format.NoRead == nil {
 			o.Format.NoRead = []string{"ERROR"}
 		}
+		if o.Format.Ignore == nil {
+			o.Format.Ignore = []string{"OK,LON", "OK,LOFF"}
+		}
+		if o.Format.Errors == nil {
+			o.Format.Errors = []string{"ER,"}
+		}
 		if o.Trigger.Command == "" {
 			o.Trigger.Command = "LON\r"
 		}
 	default:
+		if o.LineEnd == "" {
+			o.LineEnd = "\r\n"
+		}
 		if o.Format.Mode == "" {
 			o.Format.Mode = "delimiter"
 		}
@@ -130,11 +139,12 @@ type Camera struct {
 	parser     *Parser
 	log        zerolog.Logger
 
-	mu     sync.Mutex
-	conn   net.Conn
-	rd     *bufio.Reader
-	health drivers.Health
-	last   time.Time
+	mu      sync.Mutex
+	conn    net.Conn
+	rd      *bufio.Reader
+	health  drivers.Health
+	last    time.Time
+	partial []byte // the start of a line a cancelled Read left behind
 }
 
 var (
@@ -170,7 +180,7 @@ func (c *Camera) Connect(ctx context.Context) error {
 		c.health = drivers.Health{Fault: "disconnected", Detail: err.Error(), At: time.Now()}
 		return drivers.NewDeviceError(c.name, "connect", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
 	}
-	c.conn, c.rd = conn, bufio.NewReaderSize(conn, MaxLine+64)
+	c.conn, c.rd, c.partial = conn, bufio.NewReaderSize(conn, MaxLine+64), nil
 	c.health = drivers.Health{Connected: true, At: time.Now()}
 	return nil
 }
@@ -188,6 +198,8 @@ func (c *Camera) Health() drivers.Health {
 
 // Read blocks until the next result line. A malformed line returns a
 // *drivers.DeviceError wrapping drivers.ErrMalformed; the link stays usable.
+// Command acknowledgements (Format.Ignore, DMCC "[0]" responses) are
+// skipped.
 func (c *Camera) Read(ctx context.Context) (drivers.Reading, error) {
 	c.mu.Lock()
 	conn, rd := c.conn, c.rd
@@ -198,36 +210,50 @@ func (c *Camera) Read(ctx context.Context) (drivers.Reading, error) {
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	conn.SetReadDeadline(time.Time{})
-	line, err := readLine(rd, c.opts.LineEnd)
-	if err != nil {
-		if errors.Is(err, errTooLong) {
-			return drivers.Reading{}, c.parser.fail("", fmt.Errorf("longer than %d bytes", MaxLine), line)
-		}
-		if ctx.Err() != nil {
-			return drivers.Reading{}, ctx.Err()
+	for {
+		c.mu.Lock()
+		partial := c.partial
+		c.partial = nil
+		c.mu.Unlock()
+		line, err := readLine(rd, c.opts.LineEnd, partial)
+		if err != nil {
+			if errors.Is(err, errTooLong) {
+				return drivers.Reading{}, c.parser.fail("", fmt.Errorf("longer than %d bytes", MaxLine), line)
+			}
+			if ctx.Err() != nil {
+				// Keep what arrived of a line: the next Read continues it.
+				c.mu.Lock()
+				c.partial = append([]byte(nil), line...)
+				c.mu.Unlock()
+				return drivers.Reading{}, ctx.Err()
+			}
+			c.mu.Lock()
+			if c.conn == conn {
+				c.conn.Close()
+				c.conn = nil
+				c.health = drivers.Health{Fault: "disconnected", Detail: err.Error(), At: time.Now()}
+			}
+			c.mu.Unlock()
+			return drivers.Reading{}, drivers.NewDeviceError(c.name, "read", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
 		}
 		c.mu.Lock()
-		if c.conn == conn {
-			c.conn.Close()
-			c.conn = nil
-			c.health = drivers.Health{Fault: "disconnected", Detail: err.Error(), At: time.Now()}
-		}
+		c.last = time.Now()
 		c.mu.Unlock()
-		return drivers.Reading{}, drivers.NewDeviceError(c.name, "read", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
+		r, perr := c.parser.Parse(line)
+		if errors.Is(perr, ErrAcknowledgement) {
+			continue // the result follows
+		}
+		return r, perr
 	}
-	c.mu.Lock()
-	c.last = time.Now()
-	c.mu.Unlock()
-	return c.parser.Parse(line)
 }
 
 var errTooLong = errors.New("line too long")
 
 // readLine reads up to the line end (its last byte), tolerating CR LF and
 // LF; a line longer than MaxLine is consumed up to its end and refused.
-func readLine(rd *bufio.Reader, lineEnd string) ([]byte, error) {
+func readLine(rd *bufio.Reader, lineEnd string, partial []byte) ([]byte, error) {
 	end := lineEnd[len(lineEnd)-1]
-	var line []byte
+	line := partial
 	tooLong := false
 	for {
 		chunk, err := rd.ReadSlice(end)

@@ -1,20 +1,24 @@
 package camera_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
 
 	"github.com/serialine/serialine/drivers"
 	"github.com/serialine/serialine/drivers/camera"
 	"github.com/serialine/serialine/drivers/camera/camerasim"
+	"github.com/serialine/serialine/sync/gs1"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -270,6 +274,174 @@ func TestReconnectAndLongLines(t *testing.T) {
 	}
 }
 
+// Command responses are not results: acknowledgements are skipped, refused
+// commands are device faults.
+func TestCommandResponses(t *testing.T) {
+	k := parser(t, camera.Options{Profile: "keyence"})
+	for _, line := range []string{"OK,LON", "OK,LOFF"} {
+		if _, err := k.Parse([]byte(line)); !errors.Is(err, camera.ErrAcknowledgement) {
+			t.Errorf("%s: %v", line, err)
+		}
+	}
+	if _, err := k.Parse([]byte("ER,LON,05")); !errors.Is(err, drivers.ErrDeviceFault) || !strings.Contains(err.Error(), `cam-1 command response: device fault: the reader refused a command: "ER,LON,05"`) {
+		t.Errorf("ER: %v", err)
+	}
+	d := parser(t, camera.Options{Profile: "dataman"})
+	if _, err := d.Parse([]byte("||0:12[0]")); !errors.Is(err, camera.ErrAcknowledgement) {
+		t.Errorf("DMCC ok: %v", err)
+	}
+	if _, err := d.Parse([]byte("||0:12[101]")); !errors.Is(err, drivers.ErrDeviceFault) || !strings.Contains(err.Error(), "status 101 (command invalid)") {
+		t.Errorf("DMCC error: %v", err)
+	}
+	if _, err := d.Parse([]byte("||garbage")); !errors.Is(err, drivers.ErrMalformed) {
+		t.Errorf("DMCC garbage: %v", err)
+	}
+}
+
+// The data field may hold the delimiter: fields before it are cut from the
+// left, those after it from the right.
+func TestDelimiterInData(t *testing.T) {
+	for _, c := range []struct {
+		fields []string
+		line   string
+		data   string
+		grade  drivers.Grade
+	}{
+		{[]string{"data", "grade"}, "]d201095060001343521A,B" + "\x1d" + "21S,1,C", "01095060001343521A,B\x1d21S,1", 2},
+		{[]string{"grade", "data", "param:SC"}, "B,]d2010950600013435221X,Y,D", "010950600013435221X,Y", 1},
+		{[]string{"-", "grade", "data"}, "cam7,A,]d2010950600013435221a,b,c", "010950600013435221a,b,c", 4},
+	} {
+		p := parser(t, camera.Options{Format: camera.Format{Delimiter: ",", Fields: c.fields}})
+		r, err := p.Parse([]byte(c.line))
+		if err != nil || r.Data != c.data || r.Grade != c.grade {
+			t.Errorf("%v %q: %+v %v", c.fields, c.line, r, err)
+		}
+	}
+	p := parser(t, camera.Options{Format: camera.Format{Delimiter: ",", Fields: []string{"grade", "data", "param:SC"}}})
+	if _, err := p.Parse([]byte("A,nodelimiter")); !errors.Is(err, drivers.ErrMalformed) {
+		t.Errorf("too few fields: %v", err)
+	}
+}
+
+// What the camera reports is GS1 scanner output that sync/gs1 parses: the
+// symbology identifier and GS separators survive the format layer.
+func TestReadingsParseAsGS1(t *testing.T) {
+	want := gs1.Elements{{AI: "01", Value: "09506000134352"}, {AI: "17", Value: "281130"}, {AI: "10", Value: "L1"}, {AI: "21", Value: "S1"}}
+	for _, o := range []camera.Options{{Profile: "dataman"}, {Profile: "keyence"}, {Profile: "dataman", Format: camera.Format{GS: "<GS>"}}} {
+		line := "]d2" + unitData + "|A"
+		switch {
+		case o.Profile == "keyence":
+			line = unitData + ":A"
+		case o.Format.GS != "":
+			line = strings.ReplaceAll(line, "\x1d", "<GS>")
+		}
+		r, err := parser(t, o).Parse([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		els, err := gs1.Parse(r.Symbology + r.Data)
+		if err != nil || !els.Equal(want) {
+			t.Errorf("%+v: %v %v", o, els, err)
+		}
+	}
+}
+
+// Garbage from the device is a *drivers.DeviceError with the bytes, bounded.
+func TestMalformedBytesBounded(t *testing.T) {
+	line := []byte("\x01" + strings.Repeat("x", 1000))
+	_, err := parser(t, camera.Options{}).Parse(line)
+	var de *drivers.DeviceError
+	if !errors.As(err, &de) || !errors.Is(err, drivers.ErrMalformed) || len(de.Raw) != 256 || de.Raw[0] != 1 {
+		t.Fatalf("%#v", err)
+	}
+}
+
+// A read that times out leaves the link usable.
+func TestReadTimeoutKeepsLink(t *testing.T) {
+	sim := startSim(t, camerasim.Options{})
+	c := connect(t, sim.Addr(), camera.Options{})
+	seeWhenConnected(t, c, sim, unitData)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_, err := c.Read(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read without a result: %v", err)
+	}
+	sim.See(unitData)
+	if r, err := read(t, c); err != nil || r.Data != unitData {
+		t.Fatalf("read after a timeout: %+v %v", r, err)
+	}
+	if h := c.Health(); !h.Connected || h.Fault != "" {
+		t.Fatalf("health %+v", h)
+	}
+}
+
+// A read cancelled in the middle of a line keeps what arrived: the next
+// read returns the whole line.
+func TestCancelledReadKeepsPartialLine(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	c := connect(t, ln.Addr().String(), camera.Options{})
+	srv := <-accepted
+	defer srv.Close()
+	srv.Write([]byte("]d2" + unitData[:10]))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = c.Read(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("half a line: %v", err)
+	}
+	srv.Write([]byte(unitData[10:] + "|B\r\n"))
+	if r, err := read(t, c); err != nil || r.Data != unitData || r.Grade != 3 {
+		t.Fatalf("the rest of the line: %+v %v", r, err)
+	}
+}
+
+// The keyence reader refuses unknown commands: a device fault, and the next
+// trigger still works.
+func TestKeyenceRefusedCommand(t *testing.T) {
+	sim := startSim(t, camerasim.Options{Profile: "keyence"})
+	c := connect(t, sim.Addr(), camera.Options{Profile: "keyence", Trigger: camera.Trigger{Enabled: true, Command: "LONX\r"}})
+	if err := c.Trigger(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(t, c); !errors.Is(err, drivers.ErrDeviceFault) || !strings.Contains(err.Error(), "ER,LONX,00") {
+		t.Fatalf("refused command: %v", err)
+	}
+}
+
+// The embedded sample config decodes strictly into the options and
+// validates.
+func TestSampleConfig(t *testing.T) {
+	var devs []struct {
+		Name, Driver, Address string
+		Options               camera.Options
+	}
+	dec := yaml.NewDecoder(strings.NewReader(camera.SampleConfig))
+	dec.KnownFields(true)
+	if err := dec.Decode(&devs); err != nil || len(devs) != 2 {
+		t.Fatalf("%v %d", err, len(devs))
+	}
+	for _, d := range devs {
+		if d.Options.Profile == "" {
+			d.Options.Profile = d.Driver
+		}
+		if err := d.Options.Validate(); err != nil {
+			t.Errorf("%s: %v", d.Name, err)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add("dataman", []byte("]d2"+unitData+"|A"))
 	f.Add("keyence", []byte(unitData+":B"))
@@ -284,8 +456,9 @@ func FuzzParse(f *testing.F) {
 		}
 		r, err := p.Parse(line)
 		if err != nil {
-			if !errors.Is(err, drivers.ErrMalformed) {
-				t.Fatalf("error not ErrMalformed: %v", err)
+			var de *drivers.DeviceError
+			if !errors.Is(err, camera.ErrAcknowledgement) && (!errors.As(err, &de) || len(de.Raw) > 256 || !(errors.Is(err, drivers.ErrMalformed) || errors.Is(err, drivers.ErrDeviceFault))) {
+				t.Fatalf("error is not a bounded device error: %v", err)
 			}
 			return
 		}
@@ -309,25 +482,54 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// Per-unit cost of a camera result: parsing alone, the driver reading from
+// the simulator, and the raw limit (the same lines read with bufio from a
+// plain TCP connection to the same simulator).
 func BenchmarkRead(b *testing.B) {
 	sim := startSim(b, camerasim.Options{})
-	c := connect(b, sim.Addr(), camera.Options{})
 	ctx := context.Background()
-	// Wait until the sim has registered the client.
-	for {
-		sim.See(unitData)
-		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		_, err := c.Read(cctx)
-		cancel()
-		if err == nil {
-			break
+	b.Run("driver", func(b *testing.B) {
+		c := connect(b, sim.Addr(), camera.Options{})
+		defer c.Close()
+		// Wait until the sim has registered the client.
+		for {
+			sim.See(unitData)
+			cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			_, err := c.Read(cctx)
+			cancel()
+			if err == nil {
+				break
+			}
 		}
-	}
-	b.ResetTimer()
-	for b.Loop() {
-		sim.See(unitData)
-		if _, err := c.Read(ctx); err != nil {
+		b.ReportAllocs()
+		for b.Loop() {
+			sim.See(unitData)
+			if _, err := c.Read(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw-tcp", func(b *testing.B) {
+		conn, err := net.Dial("tcp", sim.Addr())
+		if err != nil {
 			b.Fatal(err)
 		}
-	}
+		defer conn.Close()
+		rd := bufio.NewReader(conn)
+		for {
+			sim.See(unitData)
+			conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := rd.ReadSlice('\n'); err == nil {
+				break
+			}
+		}
+		conn.SetReadDeadline(time.Time{})
+		b.ReportAllocs()
+		for b.Loop() {
+			sim.See(unitData)
+			if _, err := rd.ReadSlice('\n'); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

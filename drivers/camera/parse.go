@@ -14,12 +14,23 @@ import (
 // Format describes the reader's configured result line.
 type Format struct {
 	Mode      string   `yaml:"mode"`      // delimiter | regex
-	Delimiter string   `yaml:"delimiter"` // delimiter mode; default "|" (not in GS1 CSET 82, so data never contains it)
+	Delimiter string   `yaml:"delimiter"` // delimiter mode; default "|" (not in GS1 CSET 82)
 	Fields    []string `yaml:"fields"`    // delimiter mode: data, grade, param:NAME, or - to ignore
 	Pattern   string   `yaml:"pattern"`   // regex mode: named groups data, grade, p_NAME
 	NoRead    []string `yaml:"no_read"`   // whole lines that mean no-read
 	GS        string   `yaml:"gs"`        // how the reader writes FNC1/GS in data if not as 0x1D, e.g. "<GS>"
+	// Ignore lists whole lines that acknowledge a command and carry no
+	// result (keyence default: OK,LON and OK,LOFF).
+	Ignore []string `yaml:"ignore"`
+	// Errors lists prefixes of lines that report a refused command
+	// (keyence default: ER,), a device fault rather than a result.
+	Errors []string `yaml:"errors"`
 }
+
+// ErrAcknowledgement is returned by Parse for a line that acknowledges a
+// command (Format.Ignore, a DMCC "||...[0]" response): not a result, Read
+// skips it.
+var ErrAcknowledgement = errors.New("command acknowledgement, not a result")
 
 // Parser turns result lines into readings.
 type Parser struct {
@@ -27,6 +38,53 @@ type Parser struct {
 	f      Format
 	re     *regexp.Regexp
 	noRead map[string]bool
+	ignore map[string]bool
+	dmcc   bool // dataman: recognise DMCC responses
+	dataAt int  // delimiter mode: index of the data field
+}
+
+// split cuts a delimited line into the format's fields. The fields before
+// the data field are cut from the left and those after it from the right,
+// so the data may itself contain the delimiter.
+func (p *Parser) split(s string) ([]string, bool) {
+	n, d := len(p.f.Fields), p.f.Delimiter
+	out := make([]string, n)
+	for i := 0; i < p.dataAt; i++ {
+		f, rest, ok := strings.Cut(s, d)
+		if !ok {
+			return nil, false
+		}
+		out[i], s = f, rest
+	}
+	for i := n - 1; i > p.dataAt; i-- {
+		j := strings.LastIndex(s, d)
+		if j < 0 {
+			return nil, false
+		}
+		out[i], s = s[j+len(d):], s[:j]
+	}
+	out[p.dataAt] = s
+	return out, true
+}
+
+func dmccStatus(s string) string {
+	switch s {
+	case "1":
+		return "reader initiated read-string"
+	case "100":
+		return "unidentified error"
+	case "101":
+		return "command invalid"
+	case "102":
+		return "parameter invalid"
+	case "103":
+		return "checksum incorrect"
+	case "104":
+		return "parameter rejected or altered due to reader state"
+	case "105":
+		return "reader unavailable"
+	}
+	return "unknown status"
 }
 
 // NewParser compiles a format (options with defaults applied).
@@ -35,9 +93,17 @@ func NewParser(name string, o Options) (*Parser, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Parser{name: name, f: o.Format, noRead: map[string]bool{}}
+	p := &Parser{name: name, f: o.Format, noRead: map[string]bool{}, ignore: map[string]bool{}, dmcc: o.Profile == "dataman"}
 	for _, s := range o.Format.NoRead {
 		p.noRead[s] = true
+	}
+	for _, s := range o.Format.Ignore {
+		p.ignore[s] = true
+	}
+	for i, f := range o.Format.Fields {
+		if f == "data" {
+			p.dataAt = i
+		}
 	}
 	if o.Format.Mode == "regex" {
 		p.re = regexp.MustCompile(o.Format.Pattern) // validated
@@ -53,9 +119,31 @@ func (p *Parser) fail(field string, err error, line []byte) error {
 func (p *Parser) Parse(line []byte) (drivers.Reading, error) {
 	r := drivers.Reading{Camera: p.name, At: time.Now(), Raw: append([]byte(nil), line[:min(len(line), 256)]...)}
 	s := string(line)
-	if p.noRead[strings.TrimSpace(s)] {
+	t := strings.TrimSpace(s)
+	if p.noRead[t] {
 		r.NoRead = true
 		return r, nil
+	}
+	if p.ignore[t] {
+		return r, ErrAcknowledgement
+	}
+	for _, pre := range p.f.Errors {
+		if strings.HasPrefix(t, pre) {
+			return r, drivers.NewDeviceError(p.name, "command response", fmt.Errorf("%w: the reader refused a command: %q", drivers.ErrDeviceFault, t), line)
+		}
+	}
+	if p.dmcc && strings.HasPrefix(t, "||") {
+		// A DMCC response in the Extended response mode: ||checksum:id[status].
+		i, j := strings.IndexByte(t, '['), strings.IndexByte(t, ']')
+		if i < 0 || j < i {
+			return r, p.fail("", errors.New("DMCC response without [status]"), line)
+		}
+		switch st := t[i+1 : j]; st {
+		case "0":
+			return r, ErrAcknowledgement
+		default:
+			return r, drivers.NewDeviceError(p.name, "DMCC response", fmt.Errorf("%w: status %s (%s)", drivers.ErrDeviceFault, st, dmccStatus(st)), line)
+		}
 	}
 	var data, grade string
 	params := map[string]string{}
@@ -76,9 +164,9 @@ func (p *Parser) Parse(line []byte) (drivers.Reading, error) {
 			}
 		}
 	default:
-		parts := strings.Split(s, p.f.Delimiter)
-		if len(parts) != len(p.f.Fields) {
-			return r, p.fail("", fmt.Errorf("%d fields, the format has %d (%s)", len(parts), len(p.f.Fields), strings.Join(p.f.Fields, p.f.Delimiter)), line)
+		parts, ok := p.split(s)
+		if !ok {
+			return r, p.fail("", fmt.Errorf("%d fields, the format has %d (%s)", strings.Count(s, p.f.Delimiter)+1, len(p.f.Fields), strings.Join(p.f.Fields, p.f.Delimiter)), line)
 		}
 		for i, f := range p.f.Fields {
 			switch {

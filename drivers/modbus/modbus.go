@@ -12,12 +12,16 @@
 package modbus
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,7 +124,24 @@ type PLC struct {
 	mu      sync.Mutex
 	handler *gbmodbus.TCPClientHandler
 	client  gbmodbus.Client
+	wire    wireLog // the bytes goburrow sent and received in the current call
 	health  drivers.Health
+}
+
+// wireLog captures goburrow's transmission log ("modbus: received % x") so a
+// malformed answer can be reported with its bytes.
+type wireLog struct{ last []byte }
+
+func (w *wireLog) Write(b []byte) (int, error) {
+	if rest, ok := bytes.CutPrefix(bytes.TrimSpace(b), []byte("modbus: received ")); ok {
+		w.last = w.last[:0]
+		for _, f := range bytes.Fields(rest) {
+			if v, err := strconv.ParseUint(string(f), 16, 8); err == nil && len(w.last) < 256 {
+				w.last = append(w.last, byte(v))
+			}
+		}
+	}
+	return len(b), nil
 }
 
 var (
@@ -164,6 +185,7 @@ func (p *PLC) connectLocked(ctx context.Context) error {
 	h := gbmodbus.NewTCPClientHandler(p.addr)
 	h.SlaveId = p.opts.UnitID
 	h.Timeout = p.callTimeout(ctx)
+	h.Logger = log.New(&p.wire, "", 0)
 	if err := h.Connect(); err != nil {
 		p.health = drivers.Health{Fault: "disconnected", Detail: err.Error(), At: time.Now()}
 		return drivers.NewDeviceError(p.name, "connect", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
@@ -202,7 +224,7 @@ func (p *PLC) Close() error {
 }
 
 // call runs one request with reconnect-on-error semantics.
-func (p *PLC) call(ctx context.Context, tag, op string, fn func(c gbmodbus.Client) error) error {
+func (p *PLC) call(ctx context.Context, tag, op string, fn func(c gbmodbus.Client) error) (err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -214,20 +236,51 @@ func (p *PLC) call(ctx context.Context, tag, op string, fn func(c gbmodbus.Clien
 		}
 	}
 	p.handler.Timeout = p.callTimeout(ctx)
-	err := fn(p.client)
+	p.wire.last = p.wire.last[:0]
+	field := "tag " + tag + " " + op
+	defer func() {
+		// Device bytes must never crash the edge, whatever the library does.
+		if r := recover(); r != nil {
+			p.closeLocked()
+			p.health = drivers.Health{Fault: "malformed_answer", Detail: fmt.Sprint(r), At: time.Now()}
+			err = drivers.NewDeviceError(p.name, field, fmt.Errorf("%w: the Modbus client failed on the answer: %v", drivers.ErrMalformed, r), p.wire.last)
+		}
+	}()
+	err = fn(p.client)
 	if err == nil {
 		return nil
 	}
 	var me *gbmodbus.ModbusError
-	if errors.As(err, &me) {
+	if errors.As(err, &me) && me.FunctionCode&0x80 != 0 && me.ExceptionCode >= 1 && me.ExceptionCode <= 11 {
 		// The PLC answered with an exception: the link is in step.
-		return drivers.NewDeviceError(p.name, "tag "+tag+" "+op, fmt.Errorf("%w: modbus exception %d (%s)", drivers.ErrDeviceFault, me.ExceptionCode, exceptionName(me.ExceptionCode)), nil)
+		return drivers.NewDeviceError(p.name, field, fmt.Errorf("%w: modbus exception %d (%s)", drivers.ErrDeviceFault, me.ExceptionCode, exceptionName(me.ExceptionCode)), nil)
 	}
-	// Timeout, broken pipe, transaction id mismatch ...: drop the
-	// connection so a late answer can never be taken for the next one.
+	// Anything else — timeout, broken pipe, transaction id mismatch, an
+	// answer that does not fit the request — drops the connection, so a
+	// late or stray answer can never be taken for the next one.
 	p.closeLocked()
+	if me != nil || errors.Is(err, drivers.ErrMalformed) || isMalformed(err) {
+		p.health = drivers.Health{Fault: "malformed_answer", Detail: err.Error(), At: time.Now()}
+		return drivers.NewDeviceError(p.name, field, fmt.Errorf("%w (link reset): %v", drivers.ErrMalformed, err), p.wire.last)
+	}
 	p.health = drivers.Health{Fault: "disconnected", Detail: err.Error(), At: time.Now()}
-	return drivers.NewDeviceError(p.name, "tag "+tag+" "+op, fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
+	return drivers.NewDeviceError(p.name, field, fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
+}
+
+// isMalformed recognises goburrow's errors about answers that arrived but do
+// not fit the request (sizes, echoed values, protocol id); a transaction id
+// mismatch is a stale answer, not garbage.
+func isMalformed(err error) bool {
+	m := err.Error()
+	if strings.Contains(m, "transaction id") {
+		return false
+	}
+	for _, s := range []string{"does not match", "must not", "is empty", "length in response"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func exceptionName(c byte) string {
@@ -240,8 +293,16 @@ func exceptionName(c byte) string {
 		return "illegal data value"
 	case 4:
 		return "server device failure"
+	case 5:
+		return "acknowledge"
 	case 6:
 		return "server device busy"
+	case 8:
+		return "memory parity error"
+	case 10:
+		return "gateway path unavailable"
+	case 11:
+		return "gateway target device failed to respond"
 	}
 	return "exception"
 }
@@ -277,9 +338,19 @@ func (p *PLC) WriteBool(ctx context.Context, name string, v bool) error {
 		case <-ctx.Done():
 			// Still reset the output: a gate must not stay open.
 		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
-		defer cancel()
-		return p.call(rctx, name, "pulse reset", func(c gbmodbus.Client) error { _, err := c.WriteSingleCoil(addr, 0); return err })
+		// The gate must not stay open: retry the reset once on a fresh
+		// connection before giving up (a repeated reject would pulse again
+		// and could throw out the next, good unit).
+		var rerr error
+		for attempt := 0; attempt < 2; attempt++ {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+			rerr = p.call(rctx, name, "pulse reset", func(c gbmodbus.Client) error { _, err := c.WriteSingleCoil(addr, 0); return err })
+			cancel()
+			if rerr == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w (the pulse was sent; the output may still be on)", rerr)
 	}
 	return nil
 }

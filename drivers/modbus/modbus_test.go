@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	gbmodbus "github.com/goburrow/modbus"
 	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
 
 	"github.com/serialine/serialine/drivers"
 	"github.com/serialine/serialine/drivers/modbus"
@@ -265,6 +267,30 @@ func TestMbpollReadsSim(t *testing.T) {
 	if sim.RejectCount() != 1 {
 		t.Fatalf("reject written by mbpoll not counted: %d", sim.RejectCount())
 	}
+	// Word order as a third party sees it: the driver writes the 32-bit
+	// counters, mbpoll reads them as 32-bit integers (-B: high word first).
+	p := newPLC(t, sim.Addr(), time.Second)
+	ctx := context.Background()
+	if err := p.WriteUint(ctx, "good_count", 305419896); err != nil { // 0x12345678, high_first at 10
+		t.Fatal(err)
+	}
+	if err := p.WriteUint(ctx, "reject_count", 70000); err != nil { // low_first at 12
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-t", "4:int", "-B", "-r", "11", "-c", "1"}, "[11]: \t305419896"},
+		{[]string{"-t", "4:int", "-r", "13", "-c", "1"}, "[13]: \t70000"},
+		{[]string{"-t", "1", "-r", "1", "-c", "1"}, "[1]: \t1"}, // line_running discrete input
+	} {
+		args := append([]string{"-m", "tcp", "-a", "1", "-p", port, "-1"}, c.args...)
+		out, err := exec.Command(bin, append(args, host)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("mbpoll %v: %v\n%s\nwant %q", c.args, err, out, c.want)
+		}
+	}
 }
 
 func FuzzComposeSplit(f *testing.F) {
@@ -281,14 +307,54 @@ func FuzzComposeSplit(f *testing.F) {
 	})
 }
 
+// Per-unit cost of a PLC write (the reject signal's coil write, without the
+// pulse wait): the driver, and the raw limit (goburrow's client alone on
+// one connection to the same simulator).
 func BenchmarkWriteBool(b *testing.B) {
 	sim := startSim(b)
-	p := newPLC(b, sim.Addr(), time.Second)
 	ctx := context.Background()
-	b.ResetTimer()
-	for b.Loop() {
-		if err := p.WriteBool(ctx, "level", true); err != nil {
+	b.Run("driver", func(b *testing.B) {
+		p := newPLC(b, sim.Addr(), time.Second)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := p.WriteBool(ctx, "level", true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw-goburrow", func(b *testing.B) {
+		h := gbmodbus.NewTCPClientHandler(sim.Addr())
+		h.SlaveId, h.Timeout = 1, time.Second
+		if err := h.Connect(); err != nil {
 			b.Fatal(err)
 		}
+		defer h.Close()
+		c := gbmodbus.NewClient(h)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.WriteSingleCoil(1, 0xFF00); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// The embedded sample config decodes strictly into the options and
+// validates.
+func TestSampleConfig(t *testing.T) {
+	var devs []struct {
+		Name, Driver, Address, Timeout string
+		Options                        modbus.Options
+	}
+	dec := yaml.NewDecoder(strings.NewReader(modbus.SampleConfig))
+	dec.KnownFields(true)
+	if err := dec.Decode(&devs); err != nil || len(devs) != 1 {
+		t.Fatalf("%v %d", err, len(devs))
+	}
+	if err := devs[0].Options.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := devs[0].Options.Tags["reject"]; !ok {
+		t.Fatal("sample has no reject tag")
 	}
 }

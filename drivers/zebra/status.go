@@ -104,38 +104,83 @@ func (s HostStatus) Fault() string {
 	return ""
 }
 
-// HQES error and warning bits (ZPL II Programming Guide, ~HQES).
+// ~HQES error flags, group 1 (the last 8 hex digits; ZPL Programming Guide,
+// ~HQ "Error Flags"): nibble 1 media out 1, ribbon out 2, head open 4,
+// cutter fault 8; nibble 2 printhead over temperature 1, motor over
+// temperature 2, bad printhead element 4, printhead detection error 8;
+// nibble 3 invalid firmware configuration 1, printhead thermistor open 2;
+// nibble 4 (kiosk printers) paper jam during retract 1, presenter not
+// running 2, paper feed error 4, clear paper path failed 8; nibble 5 black
+// mark calibrate error 4, black mark not found 8.
 const (
-	ErrMediaOut         = 0x00000001
-	ErrRibbonOut        = 0x00000002
-	ErrHeadOpen         = 0x00000004
-	ErrCutterFault      = 0x00000008
-	ErrHeadOverTemp     = 0x00000010
-	ErrMotorOverTemp    = 0x00000020
-	ErrBadHeadElement   = 0x00000040
-	ErrHeadDetection    = 0x00000080
+	ErrMediaOut            = 0x00000001
+	ErrRibbonOut           = 0x00000002
+	ErrHeadOpen            = 0x00000004
+	ErrCutterFault         = 0x00000008
+	ErrHeadOverTemp        = 0x00000010
+	ErrMotorOverTemp       = 0x00000020
+	ErrBadHeadElement      = 0x00000040
+	ErrHeadDetection       = 0x00000080
+	ErrInvalidFirmware     = 0x00000100
+	ErrThermistorOpen      = 0x00000200
+	ErrPaperJamRetract     = 0x00001000
+	ErrPresenterNotRunning = 0x00002000
+	ErrPaperFeed           = 0x00004000
+	ErrClearPaperPath      = 0x00008000
+	ErrBlackMarkCalibrate  = 0x00040000
+	ErrBlackMarkNotFound   = 0x00080000
+)
+
+// ~HQES warning flags, group 1, nibble 1: need to calibrate media 1, clean
+// printhead 2, replace printhead 4, paper near end 8.
+const (
 	WarnNeedCalibration = 0x00000001
 	WarnCleanHead       = 0x00000002
 	WarnReplaceHead     = 0x00000004
 	WarnPaperNearEnd    = 0x00000008
 )
 
+// errorNames in order of importance (the first set bit is the Fault).
+var errorNames = []struct {
+	bit  uint64
+	name string
+}{
+	{ErrMediaOut, "paper_out"}, {ErrRibbonOut, "ribbon_out"}, {ErrHeadOpen, "head_open"},
+	{ErrHeadOverTemp, "over_temperature"}, {ErrMotorOverTemp, "over_temperature"},
+	{ErrCutterFault, "cutter_fault"}, {ErrBadHeadElement, "printhead_fault"}, {ErrHeadDetection, "printhead_fault"},
+	{ErrThermistorOpen, "printhead_fault"}, {ErrInvalidFirmware, "firmware_config"},
+	{ErrPaperJamRetract, "paper_jam"}, {ErrPaperFeed, "paper_jam"}, {ErrClearPaperPath, "paper_jam"},
+	{ErrPresenterNotRunning, "presenter_fault"},
+	{ErrBlackMarkCalibrate, "black_mark"}, {ErrBlackMarkNotFound, "black_mark"},
+}
+
+var warningNames = []struct {
+	bit  uint64
+	name string
+}{
+	{WarnNeedCalibration, "need_calibration"}, {WarnCleanHead, "clean_printhead"},
+	{WarnReplaceHead, "replace_printhead"}, {WarnPaperNearEnd, "paper_near_end"},
+}
+
 // HQES is the answer to ~HQES.
 type HQES struct {
 	Error, Warning      bool
-	ErrorBits, WarnBits uint64 // low groups (the last 8 hex digits)
-	ErrorHigh, WarnHigh uint64 // the first group of 8 hex digits
+	ErrorBits, WarnBits uint64 // group 1 (the last 8 hex digits)
+	ErrorHigh, WarnHigh uint64 // group 2 (the first 8 hex digits)
 }
 
-// ParseHQES parses "PRINTER STATUS / ERRORS: 1 00000000 00000005 /
-// WARNINGS: 0 00000000 00000000".
+// ParseHQES parses the answer
+//
+//	<STX><CR><LF>PRINTER STATUS<CR><LF>ERRORS: 1 00000000 00000005<CR><LF>WARNINGS: 0 00000000 00000000<CR><LF><ETX>
+//
+// flag (0|1), group 2 and group 1 as 8 hex digits each.
 func ParseHQES(b []byte) (HQES, error) {
 	var q HQES
 	text := string(b)
 	if f := splitSTX(b); len(f) > 0 {
 		text = string(f[0])
 	}
-	found := 0
+	found := map[string]bool{}
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		var name string
@@ -146,6 +191,9 @@ func ParseHQES(b []byte) (HQES, error) {
 			name = "WARNINGS"
 		default:
 			continue
+		}
+		if found[name] {
+			return q, fmt.Errorf("%w: ~HQES: %s line twice", drivers.ErrMalformed, name)
 		}
 		f := strings.Fields(strings.TrimPrefix(line, name+":"))
 		if len(f) != 3 || (f[0] != "0" && f[0] != "1") || len(f[1]) != 8 || len(f[2]) != 8 {
@@ -161,32 +209,45 @@ func ParseHQES(b []byte) (HQES, error) {
 		} else {
 			q.Warning, q.WarnHigh, q.WarnBits = f[0] == "1", hi, lo
 		}
-		found++
+		found[name] = true
 	}
-	if found != 2 {
+	if !found["ERRORS"] || !found["WARNINGS"] {
 		return q, fmt.Errorf("%w: ~HQES: want ERRORS and WARNINGS lines", drivers.ErrMalformed)
 	}
 	return q, nil
 }
 
-// Fault names the most important error ("" if none).
+// Fault names the most important error ("" if none); "error" for an error
+// flag without a known bit.
 func (q HQES) Fault() string {
-	e := q.ErrorBits
-	switch {
-	case !q.Error && e == 0:
-		return ""
-	case e&ErrMediaOut != 0:
-		return "paper_out"
-	case e&ErrRibbonOut != 0:
-		return "ribbon_out"
-	case e&ErrHeadOpen != 0:
-		return "head_open"
-	case e&(ErrHeadOverTemp|ErrMotorOverTemp) != 0:
-		return "over_temperature"
-	case e&ErrCutterFault != 0:
-		return "cutter_fault"
-	case e&(ErrBadHeadElement|ErrHeadDetection) != 0:
-		return "printhead_fault"
+	for _, e := range errorNames {
+		if q.ErrorBits&e.bit != 0 {
+			return e.name
+		}
 	}
-	return "error"
+	if q.Error || q.ErrorBits != 0 || q.ErrorHigh != 0 {
+		return "error"
+	}
+	return ""
+}
+
+// Errors lists every error set, by name (duplicates folded).
+func (q HQES) Errors() []string { return names(q.ErrorBits, errorNames) }
+
+// Warnings lists every warning set, by name (paper near end, clean head ...).
+func (q HQES) Warnings() []string { return names(q.WarnBits, warningNames) }
+
+func names(bits uint64, table []struct {
+	bit  uint64
+	name string
+}) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range table {
+		if bits&e.bit != 0 && !seen[e.name] {
+			seen[e.name] = true
+			out = append(out, e.name)
+		}
+	}
+	return out
 }

@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
+	"text/template"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -41,22 +43,34 @@ func (o *Options) SetDefaults() {
 	}
 }
 
-// Validate checks the options, naming the field.
+// Validate checks the options, naming the field. Templates are compiled and
+// proven on sample data (they must print the level's symbol).
 func (o *Options) Validate() error {
 	c := *o
 	c.SetDefaults()
-	if len(c.EscapeChar) != 1 || c.EscapeChar[0] <= ' ' || c.EscapeChar[0] > '~' || c.EscapeChar == "^" || c.EscapeChar == "~" {
-		return errors.New("escape_char: must be one printable ASCII character other than ^ and ~")
+	if e := c.EscapeChar; len(e) != 1 || e[0] <= ' ' || e[0] > '~' || strings.IndexByte("^~1d", e[0]) >= 0 || (e[0] >= '@' && e[0] <= '^') {
+		return errors.New(`escape_char: must be one printable ASCII character other than ^ and ~ (and not 1, d or @..^, which follow it in ^BX escape sequences); "_" is usual`)
 	}
 	if c.Module < 1 || c.Module > 100 {
 		return fmt.Errorf("module: %d dots: want 1..100", c.Module)
 	}
-	for level := range c.Templates {
+	_, err := c.compile()
+	return err
+}
+
+func (o Options) compile() (map[string]*template.Template, error) {
+	out := map[string]*template.Template{}
+	for level, src := range o.Templates {
 		if level != "unit" && level != "case" && level != "pallet" {
-			return fmt.Errorf("templates.%s: level must be unit, case or pallet", level)
+			return nil, fmt.Errorf("templates.%s: level must be unit, case or pallet", level)
 		}
+		t, err := parseTemplate(o, level, src)
+		if err != nil {
+			return nil, fmt.Errorf("templates.%s: %w", level, err)
+		}
+		out[level] = t
 	}
-	return nil
+	return out, nil
 }
 
 // Zebra is one printer.
@@ -66,12 +80,24 @@ type Zebra struct {
 	opts       Options
 	log        zerolog.Logger
 
-	mu     sync.Mutex // one operation at a time on the connection
-	conn   net.Conn
-	rd     *bufio.Reader
-	health drivers.Health
-	hmu    sync.Mutex
+	tmu       sync.RWMutex
+	templates templateSet
+
+	mu      sync.Mutex // one operation at a time on the connection
+	conn    net.Conn
+	rd      *bufio.Reader
+	backoff time.Duration // wait before the next implicit redial
+	retryAt time.Time
+	health  drivers.Health
+	hmu     sync.Mutex
 }
+
+// Reconnect backoff of implicit redials (after a broken link, Print and
+// Status dial again at most this often; an explicit Connect always dials).
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
 
 var (
 	_ drivers.Printer        = (*Zebra)(nil)
@@ -84,16 +110,38 @@ func New(name, address string, timeout time.Duration, opts Options, log zerolog.
 		return nil, fmt.Errorf("printer %s: %w", name, err)
 	}
 	opts.SetDefaults()
+	tpl, err := opts.compile()
+	if err != nil {
+		return nil, fmt.Errorf("printer %s: %w", name, err)
+	}
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
-	return &Zebra{name: name, addr: address, timeout: timeout, opts: opts, log: log.With().Str("device", name).Logger()}, nil
+	return &Zebra{name: name, addr: address, timeout: timeout, opts: opts, log: log.With().Str("device", name).Logger(),
+		templates: templateSet{level: tpl, product: map[string]map[string]*template.Template{}}}, nil
 }
 
-func (z *Zebra) setHealth(h drivers.Health) {
+// SetProductTemplates installs a product's label template overrides per
+// level (the line config's products[].labels), used for labels whose GTIN is
+// gtin instead of the device's templates. Each is proven like the device's.
+func (z *Zebra) SetProductTemplates(gtin string, labels map[string]string) error {
+	o := z.opts
+	o.Templates = labels
+	tpl, err := o.compile()
+	if err != nil {
+		return fmt.Errorf("printer %s: product %s labels: %w", z.name, gtin, err)
+	}
+	z.tmu.Lock()
+	z.templates.product[gtin] = tpl
+	z.tmu.Unlock()
+	return nil
+}
+
+// setHealth stamps and stores the device's condition.
+func (z *Zebra) setHealth(h *drivers.Health) {
 	h.At = time.Now()
 	z.hmu.Lock()
-	z.health = h
+	z.health = *h
 	z.hmu.Unlock()
 }
 
@@ -119,12 +167,24 @@ func (z *Zebra) connectLocked(ctx context.Context) error {
 	d := net.Dialer{Timeout: z.timeout}
 	c, err := d.DialContext(ctx, "tcp", z.addr)
 	if err != nil {
-		z.setHealth(drivers.Health{Fault: "disconnected", Detail: err.Error()})
+		z.backoff = min(max(2*z.backoff, minBackoff), maxBackoff)
+		z.retryAt = time.Now().Add(z.backoff)
+		z.setHealth(&drivers.Health{Fault: "disconnected", Detail: err.Error()})
 		return drivers.NewDeviceError(z.name, "connect", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
 	}
+	z.backoff, z.retryAt = 0, time.Time{}
 	z.conn, z.rd = c, bufio.NewReader(c)
 	z.log.Debug().Str("addr", z.addr).Msg("connected")
 	return nil
+}
+
+// redialLocked dials again after a broken link unless the backoff since the
+// last failed dial has not passed.
+func (z *Zebra) redialLocked(ctx context.Context) error {
+	if wait := time.Until(z.retryAt); wait > 0 {
+		return drivers.NewDeviceError(z.name, "connect", fmt.Errorf("%w: reconnect backoff, next attempt in %v", drivers.ErrNotConnected, wait.Round(time.Millisecond)), nil)
+	}
+	return z.connectLocked(ctx)
 }
 
 func (z *Zebra) deadline(ctx context.Context) time.Time {
@@ -139,7 +199,7 @@ func (z *Zebra) deadline(ctx context.Context) time.Time {
 func (z *Zebra) write(ctx context.Context, b []byte) error {
 	for attempt := 0; attempt < 2; attempt++ {
 		if z.conn == nil {
-			if err := z.connectLocked(ctx); err != nil {
+			if err := z.redialLocked(ctx); err != nil {
 				return err
 			}
 		}
@@ -151,7 +211,7 @@ func (z *Zebra) write(ctx context.Context, b []byte) error {
 		z.conn.Close()
 		z.conn = nil
 		if attempt == 1 || ctx.Err() != nil {
-			z.setHealth(drivers.Health{Fault: "disconnected", Detail: err.Error()})
+			z.setHealth(&drivers.Health{Fault: "disconnected", Detail: err.Error()})
 			return drivers.NewDeviceError(z.name, "write", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), nil)
 		}
 	}
@@ -160,7 +220,7 @@ func (z *Zebra) write(ctx context.Context, b []byte) error {
 
 // Print sends one label. "Sent" is not "printed": the camera read proves it.
 func (z *Zebra) Print(ctx context.Context, l drivers.Label) error {
-	zpl, err := render(z.opts, l)
+	zpl, err := z.Render(l)
 	if err != nil {
 		return drivers.NewDeviceError(z.name, "label "+l.ID, err, nil)
 	}
@@ -213,11 +273,11 @@ func (z *Zebra) Status(ctx context.Context) (drivers.Health, error) {
 		if perr != nil {
 			z.resetLocked()
 			h := drivers.Health{Connected: true, Fault: "malformed_status", Detail: perr.Error()}
-			z.setHealth(h)
+			z.setHealth(&h)
 			return h, drivers.NewDeviceError(z.name, "~HS", perr, raw)
 		}
 		h := drivers.Health{Connected: true, Fault: hs.Fault(), Detail: fmt.Sprintf("%d formats in buffer", hs.FormatsInBuffer)}
-		z.setHealth(h)
+		z.setHealth(&h)
 		if h.Fault != "" {
 			return h, drivers.NewDeviceError(z.name, "~HS", fmt.Errorf("%w: %s", drivers.ErrDeviceFault, h.Fault), nil)
 		}
@@ -226,7 +286,7 @@ func (z *Zebra) Status(ctx context.Context) (drivers.Health, error) {
 	if !isTimeout(err) {
 		z.resetLocked()
 		h := drivers.Health{Fault: "disconnected", Detail: err.Error()}
-		z.setHealth(h)
+		z.setHealth(&h)
 		return h, drivers.NewDeviceError(z.name, "~HS", fmt.Errorf("%w: %v", drivers.ErrNotConnected, err), raw)
 	}
 	// ~HS timed out: a faulted printer stays silent to ~HS. Ask ~HQES on a
@@ -239,22 +299,22 @@ func (z *Zebra) Status(ctx context.Context) (drivers.Health, error) {
 	if err != nil {
 		z.resetLocked()
 		h := drivers.Health{Connected: true, Fault: "no_answer", Detail: "no answer to ~HS nor ~HQES"}
-		z.setHealth(h)
+		z.setHealth(&h)
 		return h, drivers.NewDeviceError(z.name, "~HQES", fmt.Errorf("%w: no answer to ~HS nor ~HQES", drivers.ErrTimeout), raw)
 	}
 	q, perr := ParseHQES(raw)
 	if perr != nil {
 		z.resetLocked()
 		h := drivers.Health{Connected: true, Fault: "malformed_status", Detail: perr.Error()}
-		z.setHealth(h)
+		z.setHealth(&h)
 		return h, drivers.NewDeviceError(z.name, "~HQES", perr, raw)
 	}
 	fault := q.Fault()
 	if fault == "" {
 		fault = "no_answer" // answers ~HQES without errors but not ~HS: still not usable
 	}
-	h := drivers.Health{Connected: true, Fault: fault, Detail: fmt.Sprintf("~HQES errors %08X warnings %08X", q.ErrorBits, q.WarnBits)}
-	z.setHealth(h)
+	h := drivers.Health{Connected: true, Fault: fault, Detail: fmt.Sprintf("no answer to ~HS; ~HQES errors %08X %v warnings %08X %v", q.ErrorBits, q.Errors(), q.WarnBits, q.Warnings())}
+	z.setHealth(&h)
 	return h, drivers.NewDeviceError(z.name, "~HQES", fmt.Errorf("%w: %s", drivers.ErrDeviceFault, fault), nil)
 }
 

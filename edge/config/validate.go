@@ -285,12 +285,12 @@ func (v *validator) batch() {
 	if prod == nil {
 		v.add("batch.gtin", "GTIN %q is not one of the configured products", b.GTIN)
 	}
-	if _, err := gs1.ParseBracketed("(10)" + b.Lot); err != nil || b.Lot == "" {
+	if err := gs1.ValidateValue("10", b.Lot); err != nil {
 		v.add("batch.lot", "%q: want 1..20 characters of GS1 CSET 82", b.Lot)
 	}
 	if len(b.Expiry) != 6 || !digits(b.Expiry) {
 		v.add("batch.expiry", "%q: want YYMMDD", b.Expiry)
-	} else if _, err := gs1.ParseBracketed("(17)" + b.Expiry); err != nil {
+	} else if err := gs1.ValidateValue("17", b.Expiry); err != nil {
 		v.add("batch.expiry", "%v", err)
 	}
 	if b.Planned <= 0 {

@@ -96,6 +96,20 @@ func Build(cfg *config.Line, log zerolog.Logger) (line.Devices, error) {
 	if out.Printer, ok = p.(drivers.Printer); !ok {
 		return out, fmt.Errorf("device %s is not a printer", cfg.Devices.Printers[0].Name)
 	}
+	// Products' label template overrides (products[].labels), for printers
+	// that take templates.
+	if pt, ok := p.(interface {
+		SetProductTemplates(gtin string, labels map[string]string) error
+	}); ok {
+		for i, prod := range cfg.Products {
+			if len(prod.Labels) == 0 {
+				continue
+			}
+			if err := pt.SetProductTemplates(prod.GTIN, prod.Labels); err != nil {
+				return out, fmt.Errorf("products[%d].labels: %w", i, err)
+			}
+		}
+	}
 	if out.Camera, ok = c.(drivers.Camera); !ok {
 		return out, fmt.Errorf("device %s is not a camera", cfg.Devices.Cameras[0].Name)
 	}

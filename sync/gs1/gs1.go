@@ -1,6 +1,14 @@
-// Package gs1 handles GS1 identifiers and application identifier (AI) data:
-// check digits, element strings with FNC1 (GS) separators, bracketed form,
-// scanner output with symbology identifiers, SSCCs and NDC conversion.
+// Package gs1 handles GS1 identifiers and application identifier (AI) data.
+//
+// The AI table is generated from GS1's Barcode Syntax Dictionary
+// (table_gen.go, `go generate`): formats, lengths, FNC1 requirement, the
+// dictionary's linters (check digits, check character pairs, dates with day
+// 00 where allowed, country and currency codes ...), requisite and exclusive
+// AIs and GS1 Digital Link key qualifiers. Parsers accept element strings
+// with FNC1 as GS, the bracketed form, scanner output with a symbology
+// identifier (]d2, ]C1, ]Q3 ...) and GS1 Digital Link URIs; every parser
+// validates what it returns. Errors name the AI and the rule, e.g. "(01)
+// check digit: want 3, got 4". Also: SSCCs, NDC-10 to GTIN-14.
 //
 // It is shared by the edge (what to print, what the camera read) and central
 // (trace, EPCIS), so it lives under sync/.
@@ -81,9 +89,6 @@ func (es Elements) Equal(other Elements) bool {
 	}
 	return true
 }
-
-// ErrCheckDigit is wrapped by check-digit failures.
-var ErrCheckDigit = errors.New("check digit")
 
 // CheckDigit computes the GS1 mod-10 check digit for the given digits
 // (without the check digit): weights 3,1,3,... from the right.

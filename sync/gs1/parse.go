@@ -1,100 +1,111 @@
 package gs1
 
 import (
-	"fmt"
+	"bytes"
+	"encoding/json"
 	"strings"
 )
 
-// AIDef describes one application identifier.
-// NOTE: this is the minimal starter table; it is to be generated from (or
-// checked against) ../shared/gs1/gs1-syntax-dictionary.txt.
-type AIDef struct {
-	AI        string
-	Title     string
-	MinLen    int
-	MaxLen    int
-	Numeric   bool
-	Fixed     bool // pre-defined length: no FNC1 separator needed
-	CheckSum  bool
-	DateYYMMD bool
+// Symbology identifiers (ISO/IEC 15424) of GS1 carriers whose data is an
+// element string (FNC1 in first position).
+var gs1Symbologies = map[string]string{
+	"]d2": "GS1 DataMatrix",
+	"]C1": "GS1-128",
+	"]e0": "GS1 DataBar",
+	"]Q3": "GS1 QR Code",
+	"]J1": "GS1 DotCode",
 }
 
-var starterTable = map[string]AIDef{
-	"00": {AI: "00", Title: "SSCC", MinLen: 18, MaxLen: 18, Numeric: true, Fixed: true, CheckSum: true},
-	"01": {AI: "01", Title: "GTIN", MinLen: 14, MaxLen: 14, Numeric: true, Fixed: true, CheckSum: true},
-	"10": {AI: "10", Title: "BATCH/LOT", MinLen: 1, MaxLen: 20},
-	"11": {AI: "11", Title: "PROD DATE", MinLen: 6, MaxLen: 6, Numeric: true, Fixed: true, DateYYMMD: true},
-	"17": {AI: "17", Title: "USE BY OR EXPIRY", MinLen: 6, MaxLen: 6, Numeric: true, Fixed: true, DateYYMMD: true},
-	"21": {AI: "21", Title: "SERIAL", MinLen: 1, MaxLen: 20},
-}
-
-// Lookup returns the definition of an AI.
-func Lookup(ai string) (AIDef, bool) {
-	d, ok := starterTable[ai]
-	return d, ok
-}
-
-// NeedsSeparator reports whether an element with this AI must be followed by
-// FNC1 (GS) when it is not last.
-func NeedsSeparator(ai string) bool {
-	d, ok := Lookup(ai)
-	return !ok || !d.Fixed
-}
-
-// lookupPrefix finds the AI at the start of s (AIs are 2 to 4 digits).
-func lookupPrefix(s string) (AIDef, bool) {
-	for n := 2; n <= 4 && n <= len(s); n++ {
-		if d, ok := Lookup(s[:n]); ok {
-			return d, true
-		}
-	}
-	return AIDef{}, false
-}
-
-// Parse accepts scanner output ("]d2" + element string), a plain element
-// string with GS separators, or the bracketed form, and returns the elements.
+// Parse accepts any of the forms GS1 data reaches us in and returns the
+// validated elements:
+//   - a GS1 Digital Link URI (http:// or https://, any domain);
+//   - the bracketed form "(01)09506000134352(21)ABC";
+//   - scanner output with a symbology identifier, "]d2" + element string
+//     (]C1, ]e0, ]Q3, ]J1 likewise; ]E0/]E4 EAN/UPC are read as a GTIN);
+//   - a plain element string with GS (0x1D) after variable-length AIs.
+//
+// Validation covers every value (ValidateValue) and the associations
+// between AIs (Elements.Validate). Errors are *Error values such as
+// "(01) check digit: want 3, got 4".
 func Parse(data string) (Elements, error) {
 	switch {
+	case hasPrefixFold(data, "https://") || hasPrefixFold(data, "http://"):
+		return ParseDigitalLink(data)
 	case strings.HasPrefix(data, "("):
 		return ParseBracketed(data)
 	case strings.HasPrefix(data, "]"):
-		if len(data) < 3 {
-			return nil, fmt.Errorf("symbology identifier %q is incomplete", data)
-		}
-		if data[:3] != SymbologyDataMatrix && data[:3] != "]C1" && data[:3] != "]e0" && data[:3] != "]Q3" {
-			return nil, fmt.Errorf("symbology identifier %q is not a GS1 symbology", data[:3])
-		}
-		return ParseElementString(data[3:])
+		return ParseScanner(data)
 	default:
 		return ParseElementString(data)
 	}
 }
 
-// ParseElementString parses AIs concatenated with GS separators.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// ParseScanner parses scanner output that starts with a symbology
+// identifier.
+func ParseScanner(data string) (Elements, error) {
+	if len(data) < 3 || data[0] != ']' {
+		return nil, errf("", "symbology identifier", "%q: want ]XY followed by the data", truncate(data, 8))
+	}
+	id, rest := data[:3], data[3:]
+	switch id {
+	case "]E0": // EAN-13 / UPC-A: 13 digits, a GTIN-13
+		if len(rest) != 13 || !isDigits(rest) {
+			return nil, errf("", "symbology identifier", "]E0 (EAN-13) wants 13 digits, got %q", truncate(rest, 20))
+		}
+		return validated(Elements{{AI: "01", Value: "0" + rest}})
+	case "]E4": // EAN-8
+		if len(rest) != 8 || !isDigits(rest) {
+			return nil, errf("", "symbology identifier", "]E4 (EAN-8) wants 8 digits, got %q", truncate(rest, 20))
+		}
+		return validated(Elements{{AI: "01", Value: "000000" + rest}})
+	}
+	if _, ok := gs1Symbologies[id]; !ok {
+		return nil, errf("", "symbology identifier", "%q is not a GS1 symbology (no FNC1 in first position)", id)
+	}
+	// Some readers transmit the leading FNC1 as GS as well.
+	return ParseElementString(strings.TrimPrefix(rest, GS))
+}
+
+// ParseElementString parses AIs concatenated with GS separators, as a
+// scanner transmits them after the symbology identifier. An AI of
+// pre-defined length takes exactly its length (a GS after it is tolerated);
+// any other AI runs to the next GS or the end.
 func ParseElementString(s string) (Elements, error) {
 	if s == "" {
-		return nil, fmt.Errorf("empty element string")
+		return nil, errf("", "syntax", "empty element string")
 	}
 	var out Elements
 	for len(s) > 0 {
 		d, ok := lookupPrefix(s)
 		if !ok {
-			return nil, fmt.Errorf("unknown AI at %q", truncate(s, 8))
+			if len(s) >= 2 && isDigits(s[:2]) {
+				return nil, errf("", "unknown AI", "data %q does not start with an AI of the GS1 Barcode Syntax Dictionary", truncate(s, 8))
+			}
+			return nil, errf("", "syntax", "data %q does not start with an AI", truncate(s, 8))
 		}
 		rest := s[len(d.AI):]
 		var val string
 		if d.Fixed {
 			if len(rest) < d.MaxLen {
-				return nil, fmt.Errorf("(%s) length: want %d, got %d", d.AI, d.MaxLen, len(rest))
+				n := len(rest)
+				if i := strings.Index(rest, GS); i >= 0 {
+					n = i
+				}
+				return nil, errf(d.AI, "length", "want %d, got %d", d.MaxLen, n)
 			}
 			val, rest = rest[:d.MaxLen], rest[d.MaxLen:]
 			rest = strings.TrimPrefix(rest, GS)
-		} else {
-			if i := strings.Index(rest, GS); i >= 0 {
-				val, rest = rest[:i], rest[i+1:]
-			} else {
-				val, rest = rest, ""
+		} else if i := strings.Index(rest, GS); i >= 0 {
+			val, rest = rest[:i], rest[i+1:]
+			if rest == "" {
+				return nil, errf(d.AI, "syntax", "GS separator at the end of the data: no AI follows")
 			}
+		} else {
+			val, rest = rest, ""
 		}
 		if err := validateValue(d, val); err != nil {
 			return nil, err
@@ -102,24 +113,34 @@ func ParseElementString(s string) (Elements, error) {
 		out = append(out, Element{AI: d.AI, Value: val})
 		s = rest
 	}
+	if err := out.checkAssociations(); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// ParseBracketed parses "(01)...(21)..." form.
+// ParseBracketed parses "(01)...(21)..." form. A "(" in data is written
+// "\(" (as in GS1's Barcode Syntax Engine); Bracketed renders it so.
 func ParseBracketed(s string) (Elements, error) {
+	if s == "" {
+		return nil, errf("", "syntax", "empty bracketed data")
+	}
 	var out Elements
 	for len(s) > 0 {
 		if s[0] != '(' {
-			return nil, fmt.Errorf("expected '(' at %q", truncate(s, 8))
+			return nil, errf("", "syntax", "expected '(' at %q", truncate(s, 8))
 		}
 		end := strings.IndexByte(s, ')')
 		if end < 0 {
-			return nil, fmt.Errorf("unterminated AI at %q", truncate(s, 8))
+			return nil, errf("", "syntax", "unterminated AI at %q", truncate(s, 8))
 		}
 		ai := s[1:end]
-		d, ok := Lookup(ai)
+		d, ok := table[ai]
 		if !ok {
-			return nil, fmt.Errorf("unknown AI (%s)", ai)
+			if len(ai) >= 2 && len(ai) <= 4 && isDigits(ai) {
+				return nil, errf(ai, "unknown AI", "not in the GS1 Barcode Syntax Dictionary (release %s)", DictionaryRelease)
+			}
+			return nil, errf("", "syntax", "(%s) is not an AI", truncate(ai, 8))
 		}
 		s = s[end+1:]
 		// The value runs to the next unescaped "(".
@@ -138,71 +159,46 @@ func ParseBracketed(s string) (Elements, error) {
 		}
 		out = append(out, Element{AI: ai, Value: val.String()})
 	}
+	if err := out.checkAssociations(); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-func validateValue(d AIDef, v string) error {
-	if len(v) < d.MinLen || len(v) > d.MaxLen {
-		if d.MinLen == d.MaxLen {
-			return fmt.Errorf("(%s) length: want %d, got %d", d.AI, d.MaxLen, len(v))
-		}
-		return fmt.Errorf("(%s) length: want %d..%d, got %d", d.AI, d.MinLen, d.MaxLen, len(v))
+func validated(es Elements) (Elements, error) {
+	if err := es.Validate(); err != nil {
+		return nil, err
 	}
-	if d.Numeric && !isDigits(v) {
-		return fmt.Errorf("(%s) must be numeric", d.AI)
-	}
-	if !d.Numeric {
-		for i := 0; i < len(v); i++ {
-			if !IsCSET82(v[i]) {
-				return fmt.Errorf("(%s) character %q at position %d is not in CSET 82", d.AI, v[i], i+1)
-			}
-		}
-	}
-	if d.CheckSum {
-		if err := VerifyCheckDigit(v); err != nil {
-			return fmt.Errorf("(%s) %w", d.AI, err)
-		}
-	}
-	if d.DateYYMMD {
-		if err := checkYYMMDD(v, true); err != nil {
-			return fmt.Errorf("(%s) date: %v", d.AI, err)
-		}
-	}
-	return nil
+	return es, nil
 }
 
-// checkYYMMDD validates a GS1 date: month 01-12, a day that exists in that
-// month (leap years included), or day 00 where allowed.
-func checkYYMMDD(v string, dayZero bool) error {
-	yy := int(v[0]-'0')*10 + int(v[1]-'0')
-	mm := int(v[2]-'0')*10 + int(v[3]-'0')
-	dd := int(v[4]-'0')*10 + int(v[5]-'0')
-	if mm < 1 || mm > 12 {
-		return fmt.Errorf("month %02d not valid", mm)
+// JSONObject renders the elements as a JSON object AI → value in the order
+// of the data, e.g. {"01":"09506000134352","21":"ABC"} (an AI present twice
+// with the same value appears once).
+func (es Elements) JSONObject() []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // CSET 82 has < > &: keep them readable
+	str := func(s string) {
+		enc.Encode(s) // a string always encodes
+		b.Truncate(b.Len() - 1)
 	}
-	if dd == 0 {
-		if dayZero {
-			return nil
+	b.WriteByte('{')
+	seen := map[string]bool{}
+	for _, e := range es {
+		if seen[e.AI] {
+			continue
 		}
-		return fmt.Errorf("day 00 not allowed")
+		seen[e.AI] = true
+		if len(seen) > 1 {
+			b.WriteByte(',')
+		}
+		str(e.AI)
+		b.WriteByte(':')
+		str(e.Value)
 	}
-	days := [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[mm]
-	if mm == 2 && yy%4 == 0 { // 2000-2099: every year divisible by 4 is a leap year
-		days = 29
-	}
-	if dd > days {
-		return fmt.Errorf("day %02d not valid for month %02d", dd, mm)
-	}
-	return nil
-}
-
-// IsCSET82 reports whether c belongs to GS1 AI encodable character set 82.
-func IsCSET82(c byte) bool {
-	switch {
-	case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!\"%&'()*+,-./:;<=>?_", c) >= 0
+	b.WriteByte('}')
+	return b.Bytes()
 }
 
 func truncate(s string, n int) string {

@@ -71,6 +71,12 @@ var ratios = []ratio{
 	{"central ingest PostgreSQL vs raw pgx COPY", "central/store/postgres.BenchmarkAppend", "central/store/postgres.BenchmarkRawCopy", "records/s", 0.5},
 	{"Videojet text driver per unit vs raw loopback round trip", "drivers/videojet.BenchmarkPrint/text/driver", "drivers/videojet.BenchmarkPrint/text/raw", "units/s", 0.5},
 	{"Videojet WSI driver per unit vs raw loopback packets", "drivers/videojet.BenchmarkPrint/wsi/driver", "drivers/videojet.BenchmarkPrint/wsi/raw", "units/s", 0.5},
+	// Per-unit driver overhead: time of the raw limit / time through the
+	// driver (1.0: no overhead). The Zebra driver renders and validates each
+	// label; its raw limit writes ready ZPL bytes.
+	{"zebra print: raw TCP write / driver print (ns/op)", "drivers/zebra.BenchmarkPrint/raw-tcp", "drivers/zebra.BenchmarkPrint/driver", "ns/op", 0.2},
+	{"camera result: raw TCP line / driver read+parse (ns/op)", "drivers/camera.BenchmarkRead/raw-tcp", "drivers/camera.BenchmarkRead/driver", "ns/op", 0.5},
+	{"modbus reject write: raw goburrow / driver (ns/op)", "drivers/modbus.BenchmarkWriteBool/raw-goburrow", "drivers/modbus.BenchmarkWriteBool/driver", "ns/op", 0.5},
 }
 
 const module = "github.com/serialine/serialine/"

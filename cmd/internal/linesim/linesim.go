@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -26,7 +27,14 @@ type Options struct {
 	Rate         float64 // labels per second the printer prints (line speed)
 	BadGradeRate float64
 	NoReadRate   float64
-	Seed         uint64
+	// Faults injected from the start (serialine-sim flags); the control API
+	// changes them while running.
+	DuplicateRate, MismatchRate, GarbageRate float64
+	PrinterFault                             zebrasim.Fault
+	PrinterSlow                              time.Duration // delay of every printer status answer
+	CameraDelay                              time.Duration // between a label passing and its result line
+	PLCDelay                                 time.Duration // delay of every PLC answer
+	Seed                                     uint64
 	// UseConfigAddrs binds the addresses in the config (serialine-sim);
 	// otherwise every simulator takes a free port on 127.0.0.1.
 	UseConfigAddrs bool
@@ -74,6 +82,8 @@ func Start(ctx context.Context, cfg *config.Line, opt Options) (l *Line, err err
 			return nil, fmt.Errorf("printer %s: no simulator for driver %q", d.Name, d.Driver)
 		}
 		s := zebrasim.New(zebrasim.Options{Name: d.Name, LabelsPerSecond: opt.Rate}, opt.Log)
+		s.SetFault(opt.PrinterFault)
+		s.SetSlow(opt.PrinterSlow)
 		a, err := s.Listen(bind(opt, d))
 		if err != nil {
 			return nil, fmt.Errorf("printer %s: %w", d.Name, err)
@@ -89,8 +99,8 @@ func Start(ctx context.Context, cfg *config.Line, opt Options) (l *Line, err err
 		} else if d.Driver == "keyence" {
 			profile = "keyence"
 		}
-		s := camerasim.New(camerasim.Options{Name: d.Name, Profile: profile, Seed: opt.Seed + uint64(i),
-			Rates: camerasim.Rates{BadGrade: opt.BadGradeRate, NoRead: opt.NoReadRate}}, opt.Log)
+		s := camerasim.New(camerasim.Options{Name: d.Name, Profile: profile, Seed: opt.Seed + uint64(i), Delay: opt.CameraDelay,
+			Rates: camerasim.Rates{BadGrade: opt.BadGradeRate, NoRead: opt.NoReadRate, Duplicate: opt.DuplicateRate, Mismatch: opt.MismatchRate, Garbage: opt.GarbageRate}}, opt.Log)
 		a, err := s.Listen(bind(opt, d))
 		if err != nil {
 			return nil, fmt.Errorf("camera %s: %w", d.Name, err)
@@ -112,6 +122,7 @@ func Start(ctx context.Context, cfg *config.Line, opt Options) (l *Line, err err
 			}
 		}
 		s := modbussim.New(modbussim.Options{Name: d.Name, UnitID: unit, Tags: tags}, opt.Log)
+		s.SetDelay(opt.PLCDelay)
 		a, err := s.Start(bind(opt, d))
 		if err != nil {
 			return nil, fmt.Errorf("PLC %s: %w", d.Name, err)

@@ -2,7 +2,8 @@
 // camera "sees" units (See, fed by the printer simulator) and emits one
 // result line per unit in the driver's default format for its profile:
 // dataman "]d2<data>|<grade>" continuously, keyence "<data>:<grade>" or
-// "ERROR" after each "LON" trigger. Outcomes are drawn from configured
+// "ERROR" after each "LON" trigger (preceded by the command response
+// "OK,LON", as the SR series answers). Outcomes are drawn from configured
 // rates with a seeded generator, or forced one by one for scenario tests.
 package camerasim
 
@@ -45,7 +46,7 @@ type Options struct {
 
 // Rates are the probabilities of each bad outcome per unit.
 type Rates struct {
-	NoRead, BadGrade, Mismatch, Duplicate float64
+	NoRead, BadGrade, Mismatch, Duplicate, Garbage float64
 }
 
 // Sim is the simulated camera.
@@ -99,10 +100,38 @@ func (s *Sim) SetRates(r Rates) {
 	s.mu.Unlock()
 }
 
+// Rates returns the outcome probabilities.
+func (s *Sim) Rates() Rates {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opt.Rates
+}
+
+// ParseOutcome parses an outcome name: good, noread, bad_grade, mismatch,
+// duplicate, garbage.
+func ParseOutcome(name string) (Outcome, error) {
+	for o, n := range outcomeNames {
+		if n == name {
+			return o, nil
+		}
+	}
+	return 0, fmt.Errorf("camera outcome %q: want good, noread, bad_grade, mismatch, duplicate or garbage", name)
+}
+
+var outcomeNames = map[Outcome]string{Good: "good", NoRead: "noread", BadGrade: "bad_grade", Mismatch: "mismatch", Duplicate: "duplicate", Garbage: "garbage"}
+
 // Next forces the outcome of the next unit seen.
 func (s *Sim) Next(o Outcome) {
 	s.mu.Lock()
 	s.forced = append(s.forced, o)
+	s.mu.Unlock()
+}
+
+// SetDelay changes the time between seeing a unit and its result line (a
+// slow reader, or a longer conveyor).
+func (s *Sim) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	s.opt.Delay = d
 	s.mu.Unlock()
 }
 
@@ -122,6 +151,13 @@ func (s *Sim) Counts() (seen int, outcomes map[Outcome]int) {
 		m[k] = v
 	}
 	return s.seen, m
+}
+
+// Clients is the number of connected clients.
+func (s *Sim) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // DropClients closes every client connection.
@@ -152,6 +188,8 @@ func (s *Sim) draw() Outcome {
 		return Mismatch
 	case x < r.NoRead+r.BadGrade+r.Mismatch+r.Duplicate:
 		return Duplicate
+	case x < r.NoRead+r.BadGrade+r.Mismatch+r.Duplicate+r.Garbage:
+		return Garbage
 	}
 	return Good
 }
@@ -220,13 +258,13 @@ func (s *Sim) See(data string) {
 	s.prev = data
 	s.seen++
 	s.counts[o]++
-	silent := s.silent
+	silent, delay := s.silent, s.opt.Delay
 	s.mu.Unlock()
 	if silent {
 		return
 	}
-	if s.opt.Delay > 0 {
-		time.Sleep(s.opt.Delay) // the conveyor between printer and camera
+	if delay > 0 {
+		time.Sleep(delay) // the conveyor between printer and camera
 	}
 	select {
 	case s.lines <- line:
@@ -271,9 +309,13 @@ func (s *Sim) send(line string) {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	end := "\r\n"
+	if s.opt.Profile == "keyence" {
+		end = "\r" // the SR series' default terminator
+	}
 	for _, c := range conns {
 		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		if _, err := fmt.Fprintf(c, "%s\r\n", line); err != nil {
+		if _, err := fmt.Fprintf(c, "%s%s", line, end); err != nil {
 			c.Close()
 		}
 	}
@@ -324,7 +366,12 @@ func (s *Sim) readCommands(c net.Conn) {
 				out = "ERROR" // triggered with nothing in view
 			}
 			s.mu.Unlock()
+			s.send("OK,LON") // the command response, then the read result
 			s.send(out)
+		case cmd == "LOFF":
+			s.send("OK,LOFF")
+		case cmd != "" && s.opt.Profile == "keyence" && !strings.HasPrefix(cmd, "||"):
+			s.send("ER," + cmd + ",00") // unknown command
 		case strings.HasPrefix(cmd, "||>TRIGGER ON"):
 			// DataMan in continuous mode ignores the trigger.
 		}

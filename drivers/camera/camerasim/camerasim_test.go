@@ -37,7 +37,7 @@ func TestChallengeLabels(t *testing.T) {
 // The rates draw outcomes in about the configured proportions, reproducibly.
 func TestRatesSeeded(t *testing.T) {
 	count := func() map[Outcome]int {
-		s := New(Options{Seed: 7, Rates: Rates{NoRead: 0.1, BadGrade: 0.2}}, nopLog())
+		s := New(Options{Seed: 7, Rates: Rates{NoRead: 0.1, BadGrade: 0.2, Duplicate: 0.05, Garbage: 0.02}}, nopLog())
 		for i := 0; i < 5000; i++ {
 			s.See("0121S")
 		}
@@ -48,8 +48,8 @@ func TestRatesSeeded(t *testing.T) {
 	if a[NoRead] != b[NoRead] || a[BadGrade] != b[BadGrade] {
 		t.Fatal("same seed, different outcomes")
 	}
-	if a[NoRead] < 400 || a[NoRead] > 600 || a[BadGrade] < 850 || a[BadGrade] > 1150 {
-		t.Fatalf("outcomes %v not near 10%% / 20%% of 5000", a)
+	if a[NoRead] < 400 || a[NoRead] > 600 || a[BadGrade] < 850 || a[BadGrade] > 1150 || a[Duplicate] < 170 || a[Duplicate] > 330 || a[Garbage] < 50 || a[Garbage] > 150 {
+		t.Fatalf("outcomes %v not near 10%% / 20%% / 5%% / 2%% of 5000", a)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,16 @@ const (
 )
 
 var faultNames = map[string]Fault{"none": None, "paper_out": PaperOut, "ribbon_out": RibbonOut, "head_open": HeadOpen, "paused": Paused, "over_temperature": OverTemp, "no_answer": NoAnswer}
+
+// String is the fault's name as ParseFault takes it.
+func (f Fault) String() string {
+	for n, v := range faultNames {
+		if v == f {
+			return n
+		}
+	}
+	return fmt.Sprintf("Fault(%d)", int(f))
+}
 
 // ParseFault parses a fault name (as used by serialine-sim's API).
 func ParseFault(s string) (Fault, error) {
@@ -119,6 +130,13 @@ func (s *Sim) SetFault(f Fault) {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Fault is the injected condition.
+func (s *Sim) Fault() Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fault
 }
 
 // SetSlow delays every status answer.
@@ -208,6 +226,14 @@ func (s *Sim) printLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p = <-s.queue:
+		}
+		// A fault that came while waiting for the format holds it too.
+		for s.blocked() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			}
 		}
 		p.At = time.Now()
 		s.mu.Lock()
@@ -395,9 +421,15 @@ func (p *Parser) Feed(b []byte) []Item {
 	}
 }
 
-// Decode extracts the symbol of a format: the ^BX DataMatrix (with the
-// escape character of its 7th parameter) or the ^BC GS1-128 (mode D,
-// "(00)..." data), and returns what a scanner would transmit.
+// Decode extracts the symbol of a format as the printer would encode it and
+// returns what a scanner transmits after the symbology identifier:
+//   - ^BX (quality 200) with the escape character of its 7th parameter
+//     (the firmware default "~" when it is empty), field data through ^FH
+//     hex escapes first if ^FH precedes ^FD, then the ^BX escape sequences
+//     (zebra.DecodeDataMatrix);
+//   - ^BC without mode (or mode N) with Code 128 invocation codes
+//     (zebra.DecodeGS1128); mode D (the printer strips parentheses and
+//     computes check digits itself) is refused: the driver never sends it.
 func Decode(format []byte) (Printed, error) {
 	s := string(format)
 	p := Printed{ZPL: format}
@@ -406,15 +438,19 @@ func Decode(format []byte) (Printed, error) {
 		if err != nil {
 			return p, fmt.Errorf("^BX: %w", err)
 		}
-		esc := byte(0)
+		if len(params) < 3 || strings.TrimSpace(params[2]) != "200" {
+			return p, errors.New("^BX is not quality 200 (ECC 200)")
+		}
+		esc := byte('~')
 		if len(params) >= 7 && params[6] != "" {
 			esc = params[6][0]
 		}
-		data := fd
-		if esc != 0 {
-			if data, err = zebra.DecodeDataMatrix(fd, esc); err != nil {
-				return p, fmt.Errorf("^BX field data: %w", err)
-			}
+		data, err := zebra.DecodeDataMatrix(fd, esc)
+		if err != nil {
+			return p, fmt.Errorf("^BX field data: %w", err)
+		}
+		if !strings.HasPrefix(fd, string(esc)+"1") {
+			return p, errors.New("^BX field data does not start with FNC1: not GS1 DataMatrix")
 		}
 		p.Symbol, p.Data = "datamatrix", data
 		return p, nil
@@ -424,17 +460,21 @@ func Decode(format []byte) (Printed, error) {
 		if err != nil {
 			return p, fmt.Errorf("^BC: %w", err)
 		}
-		if len(params) < 6 || params[5] != "D" {
-			return p, errors.New("^BC is not in UCC/EAN mode D")
+		if len(params) >= 6 && params[5] != "" && params[5] != "N" {
+			return p, fmt.Errorf("^BC mode %q: the simulator decodes invocation codes without a mode only", params[5])
 		}
-		p.Symbol, p.Data = "gs1-128", strings.NewReplacer("(", "", ")", "").Replace(fd)
+		data, err := zebra.DecodeGS1128(fd)
+		if err != nil {
+			return p, fmt.Errorf("^BC field data: %w", err)
+		}
+		p.Symbol, p.Data = "gs1-128", data
 		return p, nil
 	}
 	return p, errors.New("no ^BX or ^BC symbol in the format")
 }
 
 // field returns the comma parameters of a barcode command and the data of
-// the next ^FD..^FS.
+// the next ^FD..^FS, hex-decoded if a ^FH precedes the ^FD.
 func field(s string) ([]string, string, error) {
 	end := strings.IndexAny(s, "^~")
 	if end < 0 {
@@ -449,5 +489,37 @@ func field(s string) ([]string, string, error) {
 	if fs < 0 {
 		return nil, "", errors.New("^FD without ^FS")
 	}
-	return params, s[fd+3 : fd+fs], nil
+	data := s[fd+3 : fd+fs]
+	if h := strings.Index(s[:fd], "^FH"); h >= 0 {
+		ind := byte('_')
+		if h+3 < fd {
+			ind = s[h+3]
+		}
+		var err error
+		if data, err = unhex(data, ind); err != nil {
+			return nil, "", fmt.Errorf("^FH: %w", err)
+		}
+	}
+	return params, data, nil
+}
+
+// unhex applies ^FH: the indicator followed by two hex digits is that byte.
+func unhex(s string, ind byte) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != ind {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("%c at the end of the field", ind)
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", fmt.Errorf("%c%s is not a hex byte", ind, s[i+1:i+3])
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), nil
 }
