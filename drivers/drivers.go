@@ -201,6 +201,14 @@ type PLC interface {
 	Close() error
 }
 
+// ProductTemplater is implemented by printers that take per-product label
+// templates (the line config's products[].labels, by packaging level): the
+// driver checks each template when it is installed and prints a product's
+// labels with them instead of its own.
+type ProductTemplater interface {
+	SetProductTemplates(gtin string, labels map[string]string) error
+}
+
 // HealthReporter is implemented by drivers that track their device's health.
 type HealthReporter interface {
 	Health() Health

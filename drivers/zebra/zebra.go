@@ -100,8 +100,9 @@ const (
 )
 
 var (
-	_ drivers.Printer        = (*Zebra)(nil)
-	_ drivers.HealthReporter = (*Zebra)(nil)
+	_ drivers.Printer          = (*Zebra)(nil)
+	_ drivers.HealthReporter   = (*Zebra)(nil)
+	_ drivers.ProductTemplater = (*Zebra)(nil)
 )
 
 // New creates the driver; Connect opens the link.

@@ -143,10 +143,11 @@ func TestConfigAppliedOnlyBetweenBatches(t *testing.T) {
 	if r.edge.Pending || r.edge.Engine.Status().ConfigHash != hashA {
 		t.Fatalf("first start: pending %v, status %+v", r.edge.Pending, r.edge.Engine.Status())
 	}
-	if _, err := r.edge.Engine.StartBatch(ctx, line.BatchRequest{GTIN: "09506000134352", Lot: "LA", Expiry: "281130", Planned: 12, By: "sup"}, supSig); err != nil {
+	// Held at once, well before the 48 planned units are through (the fake
+	// line is fast: waiting for a case first could see the batch complete).
+	if _, err := r.edge.Engine.StartBatch(ctx, line.BatchRequest{GTIN: "09506000134352", Lot: "LA", Expiry: "281130", Planned: 48, By: "sup"}, supSig); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, r.edge, "a case closed", func(s line.Status) bool { return s.CasesClosed >= 1 })
 	if err := r.edge.Engine.Hold(ctx, "op", "config change"); err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +179,8 @@ func TestConfigAppliedOnlyBetweenBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = waitStatus(t, r.edge, "batch complete", func(s line.Status) bool { return s.BatchState == line.BatchComplete })
-	if s.CasesClosed != 3 {
-		t.Fatalf("12 units in cases of 4: %d cases", s.CasesClosed)
+	if s.CasesClosed != 12 {
+		t.Fatalf("48 units in cases of 4: %d cases", s.CasesClosed)
 	}
 	if _, err := r.edge.Engine.CloseBatch(ctx, line.CloseRequest{By: "sup"}); err != nil {
 		t.Fatal(err)

@@ -98,16 +98,17 @@ func Build(cfg *config.Line, log zerolog.Logger) (line.Devices, error) {
 	}
 	// Products' label template overrides (products[].labels), for printers
 	// that take templates.
-	if pt, ok := p.(interface {
-		SetProductTemplates(gtin string, labels map[string]string) error
-	}); ok {
-		for i, prod := range cfg.Products {
-			if len(prod.Labels) == 0 {
-				continue
-			}
-			if err := pt.SetProductTemplates(prod.GTIN, prod.Labels); err != nil {
-				return out, fmt.Errorf("products[%d].labels: %w", i, err)
-			}
+	for i, prod := range cfg.Products {
+		if len(prod.Labels) == 0 {
+			continue
+		}
+		pt, ok := p.(drivers.ProductTemplater)
+		if !ok {
+			d := cfg.Devices.Printers[0]
+			return out, fmt.Errorf("products[%d].labels: printer %s (driver %s) does not take label templates (its jobs live on the printer): remove the labels or use a printer that does", i, d.Name, d.Driver)
+		}
+		if err := pt.SetProductTemplates(prod.GTIN, prod.Labels); err != nil {
+			return out, fmt.Errorf("products[%d].labels: %w", i, err)
 		}
 	}
 	if out.Camera, ok = c.(drivers.Camera); !ok {

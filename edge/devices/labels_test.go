@@ -52,3 +52,17 @@ func TestProductLabelTemplates(t *testing.T) {
 		t.Fatalf("bad template: %v", err)
 	}
 }
+
+// A printer whose templates live on the printer (Videojet jobs) cannot take
+// products[].labels: the config is refused, not silently half-applied.
+func TestProductLabelsNeedATemplatePrinter(t *testing.T) {
+	Register()
+	src := strings.Replace(labelsLine, `{name: p, driver: zebra, address: "127.0.0.1:1"}`, `{name: p, driver: videojet, address: "127.0.0.1:1", options: {jobs: {unit: {name: J, code: DM}}}}`, 1)
+	cfg, err := config.Parse("labels.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "products[0].labels: printer p (driver videojet) does not take label templates") {
+		t.Fatalf("videojet with product labels: %v", err)
+	}
+}

@@ -81,10 +81,10 @@ func (e *Engine) fillChallenge(tx *store.Tx) (blocking bool) {
 	now := e.now()
 	e.lastHeadMove = now
 	b.InFlight = append(b.InFlight, inflight{Serial: expected, SentAt: now.UnixNano(), Challenge: kind})
-	e.fx.prints = append(e.fx.prints, e.job(drivers.Label{
+	e.fx.prints = append(e.fx.prints, drivers.Label{
 		ID: expected, Level: drivers.LevelUnit, Data: b.elements(printed),
 		Text: map[string]string{"GTIN": b.GTIN, "SN": printed, "LOT": b.Lot, "EXP": b.Expiry, "PRODUCT": "CHALLENGE " + kind},
-	}))
+	})
 	e.log.Info().Str("batch", b.ID).Str("challenge", kind).Str("trigger", c.Trigger).Msg("challenge unit sent")
 	return true
 }

@@ -73,9 +73,8 @@ func (e *Engine) printerLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case j := <-e.printQ:
-			l := j.label
-			if err := e.print(ctx, j); err != nil {
+		case l := <-e.printQ:
+			if err := p.Print(ctx, l); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -98,27 +97,6 @@ func (e *Engine) printerLoop(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// TemplatePrinter is implemented by printers that print a label with a
-// template given per job: the product's label template for the level
-// (products[].labels in the line config), instead of their own.
-type TemplatePrinter interface {
-	PrintTemplate(ctx context.Context, l drivers.Label, template string) error
-}
-
-func (e *Engine) print(ctx context.Context, j printJob) error {
-	if j.template == "" {
-		return e.dev.Printer.Print(ctx, j.label)
-	}
-	if tp, ok := e.dev.Printer.(TemplatePrinter); ok {
-		return tp.PrintTemplate(ctx, j.label, j.template)
-	}
-	e.templateWarn.Do(func() {
-		e.log.Warn().Str("device", e.dev.PrinterName).Str("level", string(j.label.Level)).
-			Msg("the product has its own label template but this printer driver cannot take one: it prints with its configured template")
-	})
-	return e.dev.Printer.Print(ctx, j.label)
 }
 
 func healthOf(h drivers.Health, err error) drivers.Health {

@@ -74,7 +74,7 @@ type Engine struct {
 
 	events chan event
 	cmds   chan command
-	printQ chan printJob
+	printQ chan drivers.Label
 	plcQ   chan plcOp
 
 	// Engine-goroutine state.
@@ -93,8 +93,6 @@ type Engine struct {
 
 	restart     chan struct{} // closed to ask the daemon to restart (apply a config)
 	restartOnce sync.Once
-	// templateWarn logs once that the printer cannot take product templates.
-	templateWarn sync.Once
 }
 
 type event interface{}
@@ -130,15 +128,8 @@ type plcOp struct {
 	rejected uint64
 }
 
-// printJob is a label for the printer and the product's label template for
-// its level (products[].labels), if any.
-type printJob struct {
-	label    drivers.Label
-	template string
-}
-
 type effects struct {
-	prints  []printJob
+	prints  []drivers.Label
 	plc     []plcOp
 	replies []func()
 }
@@ -179,7 +170,7 @@ func New(opt Options) (*Engine, error) {
 		ahead:   ahead,
 		events:  make(chan event, 1024),
 		cmds:    make(chan command),
-		printQ:  make(chan printJob, ahead+64),
+		printQ:  make(chan drivers.Label, ahead+64),
 		plcQ:    make(chan plcOp, 4096),
 		health:  map[string]drivers.Health{},
 		ready:   make(chan struct{}),

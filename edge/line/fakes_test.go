@@ -21,10 +21,9 @@ import (
 // their simulators are tested on real sockets in drivers/.
 
 type fakePrinter struct {
-	out       chan drivers.Label
-	fail      atomic.Bool
-	printed   atomic.Int64
-	templates atomic.Int64
+	out     chan drivers.Label
+	fail    atomic.Bool
+	printed atomic.Int64
 }
 
 func (p *fakePrinter) Connect(ctx context.Context) error { return nil }
@@ -38,13 +37,6 @@ func (p *fakePrinter) Print(ctx context.Context, l drivers.Label) error {
 	case <-ctx.Done():
 	}
 	return nil
-}
-
-// PrintTemplate implements TemplatePrinter: it counts labels printed with
-// the product's template.
-func (p *fakePrinter) PrintTemplate(ctx context.Context, l drivers.Label, template string) error {
-	p.templates.Add(1)
-	return p.Print(ctx, l)
 }
 
 func (p *fakePrinter) Status(ctx context.Context) (drivers.Health, error) {

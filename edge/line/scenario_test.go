@@ -64,7 +64,6 @@ type confBuild struct {
 	source          string
 	lowWater        int
 	samples         int
-	labelUnit       string
 }
 
 func runScenario(t *testing.T, file string) {
@@ -166,9 +165,6 @@ func (s *scenario) boot() {
 	cfg.Products[0].Serials.Source = c.source
 	cfg.Products[0].Serials.LowWater = c.lowWater
 	cfg.Products[0].Samples = c.samples
-	if c.labelUnit != "" {
-		cfg.Products[0].Labels = map[string]string{"unit": c.labelUnit}
-	}
 	s.r = newRig(s.t, cfg, s.dir, nil)
 }
 
@@ -287,8 +283,6 @@ func (s *scenario) exec(text string) {
 				s.conf.lowWater = n
 			case "samples":
 				s.conf.samples = n
-			case "label_unit":
-				s.conf.labelUnit = v
 			default:
 				s.fatalf("unknown config key %s", k)
 			}
@@ -546,8 +540,6 @@ func (s *scenario) expect(args []string) {
 			got = strconv.Itoa(st.Reserved)
 		case k == "samples":
 			got = strconv.Itoa(st.Samples)
-		case k == "templates":
-			got = strconv.FormatInt(s.r.printer.templates.Load(), 10)
 		case k == "status_pool":
 			got = strconv.Itoa(st.Pools[0].Available)
 		default:

@@ -65,10 +65,10 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 		b.InFlight = append(b.InFlight, inflight{Serial: serial, Seq: b.NextSeq, SentAt: now.UnixNano()})
 		b.Commissioned++
 		b.LastSerial = serial
-		e.fx.prints = append(e.fx.prints, e.job(drivers.Label{
+		e.fx.prints = append(e.fx.prints, drivers.Label{
 			ID: serial, Level: drivers.LevelUnit, Data: els,
 			Text: map[string]string{"GTIN": b.GTIN, "SN": serial, "LOT": b.Lot, "EXP": b.Expiry, "PRODUCT": b.Product},
-		}))
+		})
 		dirty = true
 		if b.Challenge == nil && b.NextChallenge > 0 && b.Commissioned >= b.NextChallenge {
 			break // an interval challenge is due: let the queue drain
@@ -86,11 +86,6 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 		}
 	}
 	return dirty, nil
-}
-
-// job pairs a label with the batch product's template for its level.
-func (e *Engine) job(l drivers.Label) printJob {
-	return printJob{label: l, template: e.product(e.b.GTIN).Labels[string(l.Level)]}
 }
 
 // verdict matches a camera reading to the unit it belongs to and records the

@@ -112,9 +112,6 @@ type Printer struct {
 	out     chan drivers.Label
 	Fail    atomic.Bool
 	printed atomic.Int64
-	// Templates counts labels printed with a product template.
-	Templates atomic.Int64
-	lastTmpl  atomic.Value
 }
 
 func (p *Printer) Connect(ctx context.Context) error { return nil }
@@ -130,27 +127,12 @@ func (p *Printer) Print(ctx context.Context, l drivers.Label) error {
 	return nil
 }
 
-// PrintTemplate implements line.TemplatePrinter.
-func (p *Printer) PrintTemplate(ctx context.Context, l drivers.Label, template string) error {
-	p.Templates.Add(1)
-	p.lastTmpl.Store(template)
-	return p.Print(ctx, l)
-}
-
-// LastTemplate is the template of the last label printed with one.
-func (p *Printer) LastTemplate() string {
-	s, _ := p.lastTmpl.Load().(string)
-	return s
-}
-
 // Printed counts labels printed.
 func (p *Printer) Printed() int64 { return p.printed.Load() }
 func (p *Printer) Status(ctx context.Context) (drivers.Health, error) {
 	return drivers.Health{Connected: true}, nil
 }
 func (p *Printer) Close() error { return nil }
-
-var _ line.TemplatePrinter = (*Printer)(nil)
 
 // Camera is a fake camera fed by the conveyor.
 type Camera struct{ in chan drivers.Reading }
