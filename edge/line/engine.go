@@ -52,6 +52,8 @@ type Options struct {
 	// OnStatus, if set, is called (from the engine goroutine) after every
 	// committed step with the new status. It must not block.
 	OnStatus func(Status)
+	// Equipment, if set, is the equipment registry's hook (equipment.go).
+	Equipment Equipment
 }
 
 // Engine runs one packaging line.
@@ -300,6 +302,9 @@ func (e *Engine) step(evs []event) error {
 		if err != nil {
 			return err
 		}
+		if err := e.equipmentTick(tx); err != nil {
+			return err
+		}
 		if dirty || d {
 			return e.saveBatch(tx)
 		}
@@ -439,6 +444,9 @@ func (e *Engine) apply(tx *store.Tx, ev event) (bool, error) {
 }
 
 func (e *Engine) healthChanged(tx *store.Tx, ev evHealth) error {
+	if err := e.equipmentHealth(tx, ev); err != nil {
+		return err
+	}
 	old, seen := e.health[ev.device]
 	e.health[ev.device] = ev.h
 	if seen && old.OK() == ev.h.OK() && old.Fault == ev.h.Fault {

@@ -105,6 +105,7 @@ func (e *Engine) publish() {
 		s.OpenCaseFill = e.fillOf(b.OpenCase)
 		s.OpenPalletFill = e.fillOf(b.OpenPallet)
 	}
+	s.Alarms = append(s.Alarms, e.equipmentAlarms()...)
 	s.UnitsPerMin = e.speed.perMinute(e.now())
 	e.status.Store(s)
 	if e.opt.OnStatus != nil {
