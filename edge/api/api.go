@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/serialine/serialine/edge/config"
+	"github.com/serialine/serialine/edge/equipment"
 	"github.com/serialine/serialine/edge/line"
 	"github.com/serialine/serialine/edge/serials"
 	"github.com/serialine/serialine/sync/record"
@@ -29,6 +30,7 @@ type Server struct {
 	ln    net.Listener
 	srv   *http.Server
 	now   func() time.Time
+	equip *equipment.Tracker // equipment.go
 }
 
 // New binds the listener.
@@ -59,6 +61,7 @@ func New(listen string, eng *line.Engine, users []config.User, log zerolog.Logge
 	mux.HandleFunc("POST /api/v1/containers/{sscc}/unpack", s.role("operator", s.unpack))
 	mux.HandleFunc("POST /api/v1/containers/{sscc}/close", s.role("operator", s.close))
 	mux.HandleFunc("POST /api/v1/caseread", s.role("operator", s.caseRead))
+	s.equipmentRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
