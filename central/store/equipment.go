@@ -40,9 +40,16 @@ type EquipmentStore interface {
 	// EquipmentChecks returns the equipment state recorded at a batch's
 	// start (one per start; normally one).
 	EquipmentChecks(ctx context.Context, edge, batch string) ([]EquipmentCheck, error)
-	// BatchSpan returns when a batch was created and closed (closed zero
-	// while it runs); ErrNotFound for an unknown batch.
-	BatchSpan(ctx context.Context, edge, batch string) (started, closed time.Time, err error)
+	// BatchInfo returns a batch's master data and when it was created and
+	// closed (Closed zero while it runs); ErrNotFound for an unknown batch.
+	BatchInfo(ctx context.Context, edge, batch string) (BatchInfo, error)
+}
+
+// BatchInfo is a batch's master data and time span.
+type BatchInfo struct {
+	Edge, Batch, Line, GTIN, Lot, Expiry, Product, State string
+	Planned                                              int
+	Started, Closed                                      time.Time
 }
 
 // Equipment is one registered piece of equipment and its state.

@@ -444,12 +444,16 @@ func (s *Store) EquipmentChecks(ctx context.Context, edge, batch string) ([]stor
 	})
 }
 
-// BatchSpan implements store.EquipmentStore.
-func (s *Store) BatchSpan(ctx context.Context, edge, batch string) (time.Time, time.Time, error) {
+// BatchInfo implements store.EquipmentStore.
+func (s *Store) BatchInfo(ctx context.Context, edge, batch string) (store.BatchInfo, error) {
+	b := store.BatchInfo{Edge: edge, Batch: batch}
 	var started, closed *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT started_at, closed_at FROM batches WHERE edge = $1 AND batch = $2`, edge, batch).Scan(&started, &closed)
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(line, ''), COALESCE(gtin, ''), COALESCE(lot, ''), COALESCE(expiry, ''), COALESCE(product, ''),
+		COALESCE(planned, 0), COALESCE(state, ''), started_at, closed_at FROM batches WHERE edge = $1 AND batch = $2`, edge, batch).
+		Scan(&b.Line, &b.GTIN, &b.Lot, &b.Expiry, &b.Product, &b.Planned, &b.State, &started, &closed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, time.Time{}, fmt.Errorf("batch %s of %s: %w", batch, edge, store.ErrNotFound)
+		return b, fmt.Errorf("batch %s of %s: %w", batch, edge, store.ErrNotFound)
 	}
-	return tv(started), tv(closed), err
+	b.Started, b.Closed = tv(started), tv(closed)
+	return b, err
 }

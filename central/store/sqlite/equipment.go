@@ -476,12 +476,16 @@ func (s *Store) EquipmentChecks(ctx context.Context, edge, batch string) ([]stor
 	return out, rows.Err()
 }
 
-// BatchSpan implements store.EquipmentStore.
-func (s *Store) BatchSpan(ctx context.Context, edge, batch string) (time.Time, time.Time, error) {
+// BatchInfo implements store.EquipmentStore.
+func (s *Store) BatchInfo(ctx context.Context, edge, batch string) (store.BatchInfo, error) {
+	b := store.BatchInfo{Edge: edge, Batch: batch}
 	var started, closed sql.NullString
-	err := s.r.QueryRowContext(ctx, `SELECT started_at, closed_at FROM batches WHERE edge = ? AND batch = ?`, edge, batch).Scan(&started, &closed)
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(line, ''), COALESCE(gtin, ''), COALESCE(lot, ''), COALESCE(expiry, ''), COALESCE(product, ''),
+		COALESCE(planned, 0), COALESCE(state, ''), started_at, closed_at FROM batches WHERE edge = ? AND batch = ?`, edge, batch).
+		Scan(&b.Line, &b.GTIN, &b.Lot, &b.Expiry, &b.Product, &b.Planned, &b.State, &started, &closed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, time.Time{}, fmt.Errorf("batch %s of %s: %w", batch, edge, store.ErrNotFound)
+		return b, fmt.Errorf("batch %s of %s: %w", batch, edge, store.ErrNotFound)
 	}
-	return parseTS(started), parseTS(closed), err
+	b.Started, b.Closed = parseTS(started), parseTS(closed)
+	return b, err
 }

@@ -212,11 +212,11 @@ func Equipment(t *testing.T, open func(t *testing.T) store.Store) {
 		if err != nil || len(checks) != 1 || len(checks[0].Check.Items) != 1 || checks[0].Check.Items[0].Calibration.State != "ok" || checks[0].Ref == "" {
 			t.Fatalf("checks: %+v %v", checks, err)
 		}
-		started, closed, err := s.BatchSpan(ctx, c.Edge, "L1")
-		if err != nil || started.IsZero() || !closed.IsZero() {
-			t.Fatalf("batch span: %v %v %v", started, closed, err)
+		bi, err := s.BatchInfo(ctx, c.Edge, "L1")
+		if err != nil || bi.Started.IsZero() || !bi.Closed.IsZero() || bi.GTIN != gtin || bi.Lot != "L1" || bi.Planned != 10 || bi.State != "running" || bi.Line != "line-1" {
+			t.Fatalf("batch info: %+v %v", bi, err)
 		}
-		if _, _, err := s.BatchSpan(ctx, c.Edge, "nope"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.BatchInfo(ctx, c.Edge, "nope"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("unknown batch: %v", err)
 		}
 
