@@ -19,7 +19,7 @@ type BatchAudit struct {
 	Checks    []store.EquipmentCheck `json:"checks"`
 	Devices   []DeviceAudit          `json:"devices"`
 	// Downtimes are every downtime of the batch (any equipment).
-	Downtimes []store.Downtime `json:"downtimes"`
+	Downtimes []store.Downtime           `json:"downtimes"`
 	Overrides []record.InterlockOverride `json:"overrides,omitempty"`
 }
 
