@@ -31,16 +31,18 @@ var t0 = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 // harness drives a Tracker the way the engine does (hooks inside store
 // transactions) on a manual clock, without an engine.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	cfg *config.Line
 	dir string
 	db  *store.DB
 	tr  *Tracker
 	now time.Time
 	b   line.EquipmentBatch
+	// noSync opens the store without fsync (benchmarks of CPU cost only).
+	noSync bool
 }
 
-func loadConfig(t *testing.T) *config.Line {
+func loadConfig(t testing.TB) *config.Line {
 	t.Helper()
 	cfg, err := config.Load("testdata/line.yaml")
 	if err != nil {
@@ -49,7 +51,7 @@ func loadConfig(t *testing.T) *config.Line {
 	return cfg
 }
 
-func newHarness(t *testing.T, cfg *config.Line) *harness {
+func newHarness(t testing.TB, cfg *config.Line) *harness {
 	t.Helper()
 	if cfg == nil {
 		cfg = loadConfig(t)
@@ -61,7 +63,7 @@ func newHarness(t *testing.T, cfg *config.Line) *harness {
 
 func (h *harness) open() {
 	h.t.Helper()
-	db, err := store.Open(filepath.Join(h.dir, "edge.db"), store.Options{EdgeID: "edge-1", Key: ed25519.NewKeyFromSeed(make([]byte, 32)), Now: func() time.Time { return h.now }})
+	db, err := store.Open(filepath.Join(h.dir, "edge.db"), store.Options{EdgeID: "edge-1", Key: ed25519.NewKeyFromSeed(make([]byte, 32)), Now: func() time.Time { return h.now }, NoSync: h.noSync})
 	if err != nil {
 		h.t.Fatal(err)
 	}

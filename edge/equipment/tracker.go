@@ -228,6 +228,15 @@ func (t *Tracker) load(tx *store.Tx, gen uint64) error {
 // leave writes the changed parts and a new generation, and refreshes the
 // alarms. Callers hold t.mu.
 func (t *Tracker) leave(tx *store.Tx) error {
+	if err := t.persist(tx); err != nil {
+		return err
+	}
+	t.alarms = t.computeAlarms()
+	return nil
+}
+
+// persist writes the changed parts and a new generation.
+func (t *Tracker) persist(tx *store.Tx) error {
 	if t.dirty != 0 {
 		var ovs []overrideJSON
 		for _, o := range t.overrides {
@@ -251,7 +260,6 @@ func (t *Tracker) leave(tx *store.Tx) error {
 		}
 		t.dirty = 0
 	}
-	t.alarms = t.computeAlarms()
 	return nil
 }
 
@@ -393,7 +401,7 @@ func (t *Tracker) commissioned(tx *store.Tx, b line.EquipmentBatch, serial strin
 		}
 		t.dirty |= partOpen
 	}
-	return t.leave(tx)
+	return t.persist(tx) // the alarms do not change with a commissioned unit
 }
 
 // Tick implements line.Equipment: the reportable threshold, schedules and

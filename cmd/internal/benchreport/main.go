@@ -27,6 +27,7 @@ type suite struct {
 var suites = []suite{
 	{"./edge/store", "GroupCommit"},
 	{"./edge/line", "."},
+	{"./edge/equipment", "."},
 	{"./edge/serials", "."},
 	{"./sync/record", "."},
 	{"./sync/gs1", "."},
@@ -45,6 +46,7 @@ var ratios = []ratio{
 	{"edge durable record rate vs raw bbolt group commit", "edge/store.BenchmarkGroupCommit/store", "edge/store.BenchmarkGroupCommit/raw-bbolt", "records/s", 0.5},
 	{"drain edge→broker→central (SQLite) vs raw Mosquitto QoS1", "cmd/serialine.BenchmarkDrain/sqlite", "cmd/serialine.BenchmarkDrain/raw-mosquitto", "records/s", 0.5},
 	{"central ingest PostgreSQL vs raw pgx COPY", "central/store/postgres.BenchmarkAppend", "central/store/postgres.BenchmarkRawCopy", "records/s", 0.5},
+	{"engine step with the equipment hooks vs without (no fsync)", "edge/equipment.BenchmarkStep/hooks", "edge/equipment.BenchmarkStep/none", "units/s", 0.8},
 }
 
 const module = "github.com/serialine/serialine/"
