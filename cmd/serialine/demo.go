@@ -419,4 +419,3 @@ func demoCalibrated(cfg *config.Line, now time.Time) {
 		}
 	}
 }
-

@@ -255,7 +255,7 @@ type EquipmentCheck struct {
 	Items []EquipmentState `json:"items"`
 	// Blocked lists equipment whose lapsed calibration would have refused
 	// the start; Override is the QA override that allowed it.
-	Blocked  []string          `json:"blocked,omitempty"`
+	Blocked  []string           `json:"blocked,omitempty"`
 	Override *InterlockOverride `json:"override,omitempty"`
 }
 
