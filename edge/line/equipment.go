@@ -20,7 +20,7 @@ type Equipment interface {
 	Health(tx *store.Tx, device, kind string, h drivers.Health, b EquipmentBatch, now time.Time) error
 	// Commissioned is called for every unit commissioned (serial sent to print).
 	Commissioned(tx *store.Tx, b EquipmentBatch, serial string, now time.Time) error
-	// Tick is called at the end of every engine step (at least every 20 ms).
+	// Tick is called at the end of every engine step (20 ms apart at most).
 	Tick(tx *store.Tx, b EquipmentBatch, now time.Time) error
 	// CheckStart is called when a batch starts, before anything is
 	// reserved; a *RuleError refuses the start.
