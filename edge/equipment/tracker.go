@@ -267,7 +267,7 @@ func (t *Tracker) persist(tx *store.Tx) error {
 // running, the registry record, configured baselines, and downtimes of
 // equipment no longer registered.
 func (t *Tracker) startup(tx *store.Tx, b line.EquipmentBatch, now time.Time) error {
-	if alive := t.meta.AliveAt; !alive.IsZero() && now.Sub(alive) > edgeDownAfter {
+	if alive := t.meta.AliveAt; !alive.IsZero() && now.Sub(alive) > edgeDownAfter && t.open[config.BuiltinEdgeServer] == nil {
 		d := t.newDowntime(t.reg.Get(config.BuiltinEdgeServer), "recovered", "edge_not_running",
 			fmt.Sprintf("no heartbeat from %s to %s", ts(alive), ts(now)), alive, b, "")
 		d.InFlight = nil // the engine settled them at restart (unknown_after_restart)
