@@ -17,11 +17,14 @@ import (
 
 // Alert codes raised by the watcher.
 const (
-	CodeDowntimeReportable  = "downtime_reportable"
-	CodeCalibrationOverdue  = "calibration_overdue"
-	CodeCalibrationDueSoon  = "calibration_due_soon"
-	CodeMaintenanceOverdue  = "maintenance_overdue"
-	CodeMaintenanceDueSoon  = "maintenance_due_soon"
+	CodeDowntimeReportable = "downtime_reportable"
+	CodeCalibrationOverdue = "calibration_overdue"
+	CodeCalibrationDueSoon = "calibration_due_soon"
+	CodeMaintenanceOverdue = "maintenance_overdue"
+	CodeMaintenanceDueSoon = "maintenance_due_soon"
+)
+
+const (
 	reportableScanLimit     = 5000
 	defaultWatcherInterval  = 2 * time.Second
 	timeLayout              = "2006-01-02 15:04 MST"

@@ -48,10 +48,8 @@ const (
 
 // Schedule is a calibration or maintenance schedule of one equipment.
 type Schedule struct {
-	IntervalS  int64  `json:"interval_s"`  // seconds between two activities
-	ToleranceS int64  `json:"tolerance_s"` // window either side of the due date
-	Due        string `json:"due,omitempty"`
-	Last       string `json:"last,omitempty"`
+	IntervalS  int64 `json:"interval_s"`  // seconds between two activities
+	ToleranceS int64 `json:"tolerance_s"` // window either side of the due date
 }
 
 // EquipmentItem is one piece of equipment in the registry.
