@@ -25,6 +25,7 @@ import (
 	"github.com/serialine/serialine/central/auth"
 	"github.com/serialine/serialine/central/broker"
 	"github.com/serialine/serialine/central/config"
+	"github.com/serialine/serialine/central/equipment"
 	"github.com/serialine/serialine/central/ingest"
 	"github.com/serialine/serialine/central/journal"
 	"github.com/serialine/serialine/central/store"
@@ -46,6 +47,9 @@ type App struct {
 	// Journal is central's own signed record chain (user actions).
 	Journal *journal.Journal
 	Alerts  *alerts.Alerter
+	// Equipment raises the equipment alerts (reportable downtime,
+	// calibration); notify.go.
+	Equipment *equipment.Watcher
 	// Metrics is the Prometheus registry served at /metrics.
 	Metrics *prometheus.Registry
 	web     *web.Server
@@ -109,6 +113,9 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, 
 		return nil, err
 	}
 	a.Alerts = alerts.New(alerts.Options{Store: a.Store, Journal: a.Journal, Log: log})
+	if err := a.setupEquipment(); err != nil {
+		return nil, err
+	}
 	a.Metrics = prometheus.NewRegistry()
 	if err := errors.Join(
 		a.Metrics.Register(collectors.NewGoCollector()),
@@ -204,6 +211,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.Ingest.Run(ctx) })
 	g.Go(func() error { return a.Alerts.Run(ctx) })
+	g.Go(func() error { return a.Equipment.Run(ctx) })
 	if a.web != nil {
 		g.Go(func() error { return a.web.Run(ctx) })
 	}

@@ -25,6 +25,8 @@ type Central struct {
 	DB      string `yaml:"db"`       // empty: SQLite in data_dir; a path or sqlite://path; or postgres://...
 	MQTT    MQTT   `yaml:"mqtt"`
 	Edges   []Edge `yaml:"edges"`
+	// Notify: webhooks and e-mail for new alerts (notify.go).
+	Notify Notify `yaml:"notify"`
 
 	File string `yaml:"-"`
 }

@@ -143,6 +143,9 @@ type Store interface {
 	// over); false when none was active.
 	ClearAlert(ctx context.Context, key string, at time.Time) (bool, error)
 
+	// EquipmentStore: registry, downtime, calibration (equipment.go).
+	EquipmentStore
+
 	Close() error
 }
 

@@ -76,6 +76,7 @@ func New(opt Options) (*Server, error) {
 	mux.Handle("GET /api/v1/alerts", s.authed(s.apiAlerts))
 	mux.Handle("GET /{$}", s.authed(s.dashboard))
 	mux.Handle("GET /api/v1/lines", s.authed(s.apiLines))
+	s.equipmentRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

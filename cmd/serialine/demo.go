@@ -126,6 +126,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log zerolog.Logg
 		return nil, err
 	}
 	cfg.File = filepath.Join(o.dir, "line.yaml") // relative paths resolve in --dir
+	demoCalibrated(cfg, time.Now())
 	cfg.Hash = config.Hash(raw)
 
 	// Edge identity for this directory.
@@ -402,4 +403,19 @@ func redactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// demoCalibrated records the simulated devices as calibrated and serviced
+// when the demo starts (the baseline of their schedules), so the batch-start
+// calibration interlock lets the demo's batch run. A real line records its
+// calibrations with their certificates instead.
+func demoCalibrated(cfg *config.Line, now time.Time) {
+	today := now.UTC().Format("2006-01-02")
+	for i := range cfg.Equipment.Items {
+		for _, s := range []*config.Schedule{cfg.Equipment.Items[i].Calibration, cfg.Equipment.Items[i].Maintenance} {
+			if s != nil && s.LastDone == "" {
+				s.LastDone, s.Reference = today, "simulated device, calibrated when the demo started"
+			}
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/serialine/serialine/edge/config"
+	"github.com/serialine/serialine/edge/equipment"
 	"github.com/serialine/serialine/edge/line"
 	"github.com/serialine/serialine/edge/serials"
 	"github.com/serialine/serialine/sync/record"
@@ -30,6 +31,8 @@ type Server struct {
 	ln    net.Listener
 	srv   *http.Server
 	now   func() time.Time
+
+	equip *equipment.Tracker // equipment.go
 
 	reloadMu sync.Mutex
 	reload   func(ctx context.Context) (line.ConfigChange, error)
@@ -61,6 +64,7 @@ func New(listen string, eng *line.Engine, users []config.User, log zerolog.Logge
 		}
 		mux.HandleFunc(rt.pattern, h)
 	}
+	s.equipmentRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -22,6 +23,7 @@ import (
 	"github.com/serialine/serialine/edge/api"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
+	"github.com/serialine/serialine/edge/equipment"
 	"github.com/serialine/serialine/edge/line"
 	"github.com/serialine/serialine/edge/outbox"
 	"github.com/serialine/serialine/edge/store"
@@ -43,6 +45,9 @@ type Options struct {
 	Version     string
 	// Devices overrides the devices built from the config (tests, benchmarks).
 	Devices *line.Devices
+	// Now is the clock of the engine, the records and the equipment
+	// registry (tests drive downtime thresholds with it); default time.Now.
+	Now func() time.Time
 }
 
 // ErrRestart: Run stopped so that the daemon restarts and applies a changed
@@ -76,7 +81,10 @@ type Edge struct {
 	Client  *transport.Client
 	Outbox  *outbox.Outbox
 	Tags    *devices.TagServer
-	log     zerolog.Logger
+	// Equipment is the equipment registry (downtime, calibration, interlock).
+	Equipment *equipment.Tracker
+	link      *equipment.LinkMonitor
+	log       zerolog.Logger
 }
 
 // DataDir resolves the edge's data directory.
@@ -130,7 +138,7 @@ func New(opt Options) (_ *Edge, err error) {
 	if created {
 		log.Info().Str("key", KeyPath(cfg)).Msg("generated a new edge signing key")
 	}
-	e.Store, err = store.Open(filepath.Join(dir, "edge.db"), store.Options{EdgeID: cfg.Edge.ID, Key: key})
+	e.Store, err = store.Open(filepath.Join(dir, "edge.db"), store.Options{EdgeID: cfg.Edge.ID, Key: key, Now: opt.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -162,10 +170,14 @@ func New(opt Options) (_ *Edge, err error) {
 	} else if devs, err = devices.Build(cfg, log); err != nil {
 		return nil, err
 	}
-	e.Engine, err = line.New(line.Options{Config: cfg, ConfigBytes: raw, Pending: pending, Store: e.Store, Devices: devs, Log: log, Version: opt.Version})
+	if e.Equipment, err = equipment.New(equipment.Options{Config: cfg, Store: e.Store, Log: log}); err != nil {
+		return nil, err
+	}
+	e.Engine, err = line.New(line.Options{Config: cfg, ConfigBytes: raw, Pending: pending, Store: e.Store, Devices: devs, Log: log, Version: opt.Version, Now: opt.Now, Equipment: e.Equipment})
 	if err != nil {
 		return nil, err
 	}
+	e.Equipment.SetExecutor(e.Engine)
 	if cfg.Edge.HTTP != "" {
 		if e.API, err = api.New(cfg.Edge.HTTP, e.Engine, cfg.Users, log); err != nil {
 			return nil, fmt.Errorf("edge.http %s: %w", cfg.Edge.HTTP, err)
@@ -173,6 +185,7 @@ func New(opt Options) (_ *Edge, err error) {
 		if len(opt.ConfigBytes) > 0 {
 			e.API.SetReload(e.Reload)
 		}
+		e.API.SetEquipment(e.Equipment)
 	}
 	password := cfg.Central.Password
 	if cfg.Central.PasswordFile != "" {
@@ -193,6 +206,8 @@ func New(opt Options) (_ *Edge, err error) {
 	if err != nil {
 		return nil, err
 	}
+	e.link = equipment.NewLinkMonitor(equipment.LinkOptions{Connected: e.Client.Connected, Report: e.Engine, Now: e.Engine.Now,
+		Sync: func() (uint64, uint64) { return e.Store.Head().Seq, e.Store.Acked() }})
 	e.Outbox = outbox.New(outbox.Options{
 		Store: e.Store, Client: e.Client, Log: log, Envelope: cfg.Central.Envelope, ResendAfter: cfg.Central.ResendAfter.D(),
 		Status: e.wireStatus,
@@ -270,6 +285,7 @@ func (e *Edge) Run(ctx context.Context) error {
 		return err
 	}
 	g.Go(func() error { return e.Outbox.Run(ctx) })
+	g.Go(func() error { return e.link.Run(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
 		e.Client.Close()

@@ -29,6 +29,7 @@ func Defaults() Line {
 			Envelope:    500,
 			ResendAfter: Duration(3 * time.Second),
 		},
+		Equipment: defaultEquipment(),
 	}
 }
 

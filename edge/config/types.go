@@ -21,6 +21,8 @@ type Line struct {
 	Devices  Devices     `yaml:"devices"`
 	OPCUA    OPCUAServer `yaml:"opcua"`
 	Users    []User      `yaml:"users,omitempty"`
+	// Equipment: registry, downtime and calibration rules (equipment.go).
+	Equipment Equipment `yaml:"equipment"`
 
 	// File is the path the config was loaded from; Hash is SHA-256 (hex)
 	// of its bytes. Neither is read from YAML.

@@ -70,6 +70,7 @@ func (l *Line) Validate() error {
 	v.devices()
 	v.opcua()
 	v.users()
+	v.equipment()
 	if len(v.errs) > 0 {
 		return &Errors{List: v.errs}
 	}

@@ -129,6 +129,9 @@ func (e *Engine) start(tx *store.Tx, by string) error {
 	if b == nil || b.State != BatchCleared {
 		return ruleErr("a batch starts after line clearance (active: %s)", e.describe())
 	}
+	if err := e.equipmentCheckStart(tx, by); err != nil {
+		return err
+	}
 	p := e.product(b.GTIN)
 	need := serialsNeeded(p, b.Planned)
 	if have := serials.Available(tx, b.GTIN); have < need {

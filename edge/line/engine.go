@@ -60,6 +60,8 @@ type Options struct {
 	// Pending is a changed line config (the file on disk) waiting for the
 	// open batch to close; nil when the file is the config in force.
 	Pending *config.Line
+	// Equipment, if set, is the equipment registry's hook (equipment.go).
+	Equipment Equipment
 }
 
 // Engine runs one packaging line.
@@ -325,6 +327,9 @@ func (e *Engine) step(evs []event) error {
 		if err != nil {
 			return err
 		}
+		if err := e.equipmentTick(tx); err != nil {
+			return err
+		}
 		if dirty || d {
 			return e.saveBatch(tx)
 		}
@@ -475,6 +480,9 @@ func (e *Engine) apply(tx *store.Tx, ev event) (bool, error) {
 }
 
 func (e *Engine) healthChanged(tx *store.Tx, ev evHealth) error {
+	if err := e.equipmentHealth(tx, ev); err != nil {
+		return err
+	}
 	old, seen := e.health[ev.device]
 	e.health[ev.device] = ev.h
 	if seen && old.OK() == ev.h.OK() && old.Fault == ev.h.Fault {

@@ -138,6 +138,7 @@ func (e *Engine) publish() {
 	}
 	s.ConfigHash = e.cfg.Hash
 	e.readStatus(s)
+	s.Alarms = append(s.Alarms, e.equipmentAlarms()...)
 	s.UnitsPerMin = e.speed.perMinute(e.now())
 	e.status.Store(s)
 	if e.opt.OnStatus != nil {

@@ -65,6 +65,9 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 		b.InFlight = append(b.InFlight, inflight{Serial: serial, Seq: b.NextSeq, SentAt: now.UnixNano()})
 		b.Commissioned++
 		b.LastSerial = serial
+		if err := e.equipmentCommissioned(tx, serial); err != nil {
+			return dirty, err
+		}
 		e.fx.prints = append(e.fx.prints, drivers.Label{
 			ID: serial, Level: drivers.LevelUnit, Data: els,
 			Text: map[string]string{"GTIN": b.GTIN, "SN": serial, "LOT": b.Lot, "EXP": b.Expiry, "PRODUCT": b.Product},

@@ -93,7 +93,10 @@ CREATE TABLE alerts (
   acked_by TEXT, acked_at TIMESTAMPTZ, cleared_at TIMESTAMPTZ);
 CREATE UNIQUE INDEX alerts_active_key ON alerts(key) WHERE active AND key IS NOT NULL;
 CREATE INDEX alerts_at ON alerts(at);
-`}
+`,
+	// 4: equipment registry, downtime, calibration (equipment.go).
+	migrationEquipment,
+}
 
 // Open connects (url may carry search_path and other runtime parameters)
 // and applies migrations.
@@ -299,6 +302,10 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 	if err != nil {
 		return err
 	}
+	eops, err := store.ProjectEquipment(recs)
+	if err != nil {
+		return err
+	}
 	if err := s.ensurePartitions(ctx, recs); err != nil {
 		return err
 	}
@@ -331,6 +338,7 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 				edge, int64(last.Record.Epoch), int64(last.Record.Seq), last.Hash[:], int64(len(recs)), int64(after.Epoch), int64(after.Seq), after.Hash[:])
 		}
 		queueOps(b, ops)
+		queueEquipment(b, eops)
 		if counters != (store.Counters{}) {
 			b.Queue(`INSERT INTO line_counters (edge, good, rejected, cases, pallets) VALUES ($1, $2, $3, $4, $5)
 				ON CONFLICT (edge) DO UPDATE SET good = line_counters.good + excluded.good, rejected = line_counters.rejected + excluded.rejected,

@@ -82,7 +82,10 @@ CREATE TABLE alerts (
   acked_by TEXT, acked_at TEXT, cleared_at TEXT);
 CREATE UNIQUE INDEX alerts_active_key ON alerts(key) WHERE active = 1 AND key IS NOT NULL;
 CREATE INDEX alerts_at ON alerts(at);
-`}
+`,
+	// 4: equipment registry, downtime, calibration (equipment.go).
+	migrationEquipment,
+}
 
 // Open opens or creates the database file and applies migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -252,6 +255,10 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 	if err != nil {
 		return err
 	}
+	eops, err := store.ProjectEquipment(recs)
+	if err != nil {
+		return err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -290,6 +297,9 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 		return err
 	}
 	if err := applyOps(ctx, tx, ops); err != nil {
+		return err
+	}
+	if err := applyEquipment(ctx, tx, eops); err != nil {
 		return err
 	}
 	if counters != (store.Counters{}) {

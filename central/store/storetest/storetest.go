@@ -433,6 +433,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("Equipment", func(t *testing.T) { Equipment(t, open) })
+
 	t.Run("JournalsAreNotLines", func(t *testing.T) {
 		s := open(t)
 		line := NewChain("edge-j", 1, 11)

@@ -34,6 +34,7 @@ var suites = []suite{
 	{"./edge/line", "UnitCycleLatency", "200x", 3},
 	{"./edge/store", "CommitLatency", "200x", 3},
 	{"./cmd/serialine-edge", "Edge10MSerials", "1x", 3},
+	{"./edge/equipment", ".", "", 0},
 	{"./edge/serials", ".", "", 0},
 	{"./sync/record", ".", "", 0},
 	{"./sync/gs1", ".", "", 0},
@@ -77,6 +78,7 @@ var ratios = []ratio{
 	{"zebra print: raw TCP write / driver print (ns/op)", "drivers/zebra.BenchmarkPrint/raw-tcp", "drivers/zebra.BenchmarkPrint/driver", "ns/op", 0.2},
 	{"camera result: raw TCP line / driver read+parse (ns/op)", "drivers/camera.BenchmarkRead/raw-tcp", "drivers/camera.BenchmarkRead/driver", "ns/op", 0.5},
 	{"modbus reject write: raw goburrow / driver (ns/op)", "drivers/modbus.BenchmarkWriteBool/raw-goburrow", "drivers/modbus.BenchmarkWriteBool/driver", "ns/op", 0.5},
+	{"engine step with the equipment hooks vs without (no fsync)", "edge/equipment.BenchmarkStep/hooks", "edge/equipment.BenchmarkStep/none", "units/s", 0.8},
 }
 
 const module = "github.com/serialine/serialine/"
