@@ -176,7 +176,12 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log zerolog.Logg
 
 	// Central.
 	ccfg := centralcfg.Defaults()
-	ccfg.ID = "central-demo"
+	// Central's id names its journal (signed with a key kept in --dir):
+	// unique per directory, so demo runs sharing one PostgreSQL database
+	// never meet a journal enrolled with another run's key.
+	if ccfg.ID, err = stableID(filepath.Join(o.dir, "central-id"), "central-demo"); err != nil {
+		return nil, err
+	}
 	ccfg.HTTP = "127.0.0.1:0"
 	ccfg.DataDir = filepath.Join(o.dir, "central")
 	ccfg.MQTT.Listen = "127.0.0.1:0"
