@@ -28,6 +28,8 @@ type Op struct {
 	Children            []string
 	Count               int
 	Partial             bool
+
+	PublicKey []byte // OpKeyRetired: the old key
 }
 
 // OpKind enumerates projection changes.
@@ -46,6 +48,9 @@ const (
 	OpUnpack // Children out of Parent
 	OpContainerClosed
 	OpContainerReopened
+	// OpKeyRetired closes an edge key's window at At (a key.rotated
+	// record: the old key signs nothing after it).
+	OpKeyRetired
 )
 
 // Counters are per-edge count changes of one Append.
@@ -179,6 +184,14 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 				c.Cases++
 			}
 			ops = append(ops, op)
+		case record.KindKeyRotated:
+			old, _, err := record.ParseKeyRotated(r)
+			if err != nil {
+				return nil, c, fmt.Errorf("edge %s seq %d: %w", r.Edge, r.Seq, err)
+			}
+			op := base
+			op.Kind, op.PublicKey, op.At = OpKeyRetired, old, RotationCloses(r.Time)
+			ops = append(ops, op)
 		case record.KindContainerReopened:
 			var b record.ContainerReopened
 			if err := decode(r, &b); err != nil {
@@ -195,6 +208,13 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 		}
 	}
 	return ops, c, nil
+}
+
+// CheckBody reports whether a record's body decodes for its kind (unknown
+// kinds always pass): the error names edge, seq and kind.
+func CheckBody(r *record.Record) error {
+	_, _, err := Project([]Stored{{Record: *r}})
+	return err
 }
 
 // SplitUnitID splits "(01)gtin(21)serial"; ok=false for container ids.
