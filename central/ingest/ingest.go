@@ -4,13 +4,25 @@
 //
 // What does not verify is quarantined with its reason, never stored as
 // valid and never silently dropped. Redeliveries are harmless: records at or
-// below the stored head are compared with what is stored and skipped. A gap
-// (records beyond head+1) triggers a replay request.
+// below the stored head are compared with what is stored and skipped (a
+// replayed seq whose content differs is quarantined).
+//
+// Envelopes that arrive ahead of the stored head (the edge interleaves live
+// records with a backlog drain, or the broker re-delivers out of order) are
+// kept in a bounded per-edge buffer and stored, strictly in seq order, as
+// soon as the gap before them is filled; they are acknowledged only then. A
+// gap that does not fill within ReplayAfter triggers a replay request for
+// the missing range.
+//
+// Quarantine reasons (the `reason` label of
+// serialine_ingest_quarantined_reason_total): bad_topic,
+// malformed_envelope, unknown_edge, wrong_edge, out_of_epoch,
+// replayed_differs, bad_signature, broken_chain, sequence, malformed_body,
+// follows_bad (a record after the first bad one of its envelope).
 package ingest
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +63,35 @@ type Options struct {
 	Share string
 	// MaxQuarantinePayload bounds the bytes kept for a quarantined payload.
 	MaxQuarantinePayload int
+	// ReplayAfter is how long a gap may stay open (while envelopes beyond
+	// it wait) before central asks the edge for a replay; default 1s.
+	ReplayAfter time.Duration
+	// MaxPendingBytes bounds the out-of-order envelopes kept per edge
+	// (default 64 MiB); beyond it envelopes are dropped unacknowledged and
+	// the edge resends them.
+	MaxPendingBytes int
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
 }
+
+// Quarantine reason codes.
+const (
+	ReasonBadTopic          = "bad_topic"
+	ReasonMalformedEnvelope = "malformed_envelope"
+	ReasonUnknownEdge       = "unknown_edge"
+	ReasonWrongEdge         = "wrong_edge"
+	ReasonOutOfEpoch        = "out_of_epoch"
+	ReasonReplayedDiffers   = "replayed_differs"
+	ReasonBadSignature      = "bad_signature"
+	ReasonBrokenChain       = "broken_chain"
+	ReasonSequence          = "sequence"
+	ReasonMalformedBody     = "malformed_body"
+	ReasonFollowsBad        = "follows_bad"
+)
+
+// Reasons lists every quarantine reason code.
+var Reasons = []string{ReasonBadTopic, ReasonMalformedEnvelope, ReasonUnknownEdge, ReasonWrongEdge, ReasonOutOfEpoch,
+	ReasonReplayedDiffers, ReasonBadSignature, ReasonBrokenChain, ReasonSequence, ReasonMalformedBody, ReasonFollowsBad}
 
 // Stats are counters for metrics and tests.
 type Stats struct {
@@ -61,6 +101,31 @@ type Stats struct {
 	Quarantined atomic.Int64
 	Replays     atomic.Int64
 	Conflicts   atomic.Int64
+	// Buffered counts envelopes kept because they arrived ahead of the head.
+	Buffered atomic.Int64
+	// Repeats counts quarantines of an (edge, epoch, seq, reason) already
+	// quarantined recently (a resent bad record): counted, not stored again.
+	Repeats atomic.Int64
+
+	mu       sync.Mutex
+	byReason map[string]int64
+}
+
+// Quarantines returns how many records were quarantined for a reason code.
+func (s *Stats) Quarantines(reason string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byReason[reason]
+}
+
+func (s *Stats) quarantined(reason string) {
+	s.Quarantined.Add(1)
+	s.mu.Lock()
+	if s.byReason == nil {
+		s.byReason = map[string]int64{}
+	}
+	s.byReason[reason]++
+	s.mu.Unlock()
 }
 
 // Ingest is the receiver.
@@ -73,10 +138,28 @@ type Ingest struct {
 	mu      sync.Mutex
 	workers map[string]chan []byte
 	heads   map[string]record.Head // cache of stored heads
-	keys    map[string]ed25519.PublicKey
-	replays map[string]time.Time // last replay request per edge (rate limit)
+	keys    map[string]record.KeyRing
+	edges   map[string]*edgeState
+	seen    map[quarantineKey]time.Time // recent quarantines (repeat suppression)
 	ctx     context.Context
 	wg      sync.WaitGroup
+}
+
+// edgeState is one edge's out-of-order buffer; mu serialises the
+// processing of that edge's envelopes.
+type edgeState struct {
+	mu         sync.Mutex
+	pending    map[record.Head][]record.Record // keyed by (epoch, first seq)
+	bytes      int
+	gapSince   time.Time
+	lastReplay time.Time
+}
+
+type quarantineKey struct {
+	edge   string
+	epoch  uint32
+	seq    uint64
+	reason string
 }
 
 // New builds an ingest.
@@ -84,11 +167,31 @@ func New(opt Options) *Ingest {
 	if opt.MaxQuarantinePayload <= 0 {
 		opt.MaxQuarantinePayload = 64 << 10
 	}
+	if opt.ReplayAfter <= 0 {
+		opt.ReplayAfter = time.Second
+	}
+	if opt.MaxPendingBytes <= 0 {
+		opt.MaxPendingBytes = 64 << 20
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
 	return &Ingest{
 		opt: opt, st: opt.Store, log: opt.Log.With().Str("component", "ingest").Logger(),
 		workers: map[string]chan []byte{}, heads: map[string]record.Head{},
-		keys: map[string]ed25519.PublicKey{}, replays: map[string]time.Time{},
+		keys: map[string]record.KeyRing{}, edges: map[string]*edgeState{}, seen: map[quarantineKey]time.Time{},
 	}
+}
+
+func (in *Ingest) state(edge string) *edgeState {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	es, ok := in.edges[edge]
+	if !ok {
+		es = &edgeState{pending: map[record.Head][]record.Record{}}
+		in.edges[edge] = es
+	}
+	return es
 }
 
 // Run subscribes and processes until ctx ends.
@@ -106,7 +209,17 @@ func (in *Ingest) Run(ctx context.Context) error {
 	if err := in.opt.Client.Subscribe(wire.TopicPrefix+"+/status", 0, in.onStatus); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-tick.C:
+			in.Tick(ctx)
+		}
+	}
 	in.mu.Lock()
 	for id, ch := range in.workers {
 		close(ch)
@@ -122,7 +235,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 func (in *Ingest) onRecords(topic string, payload []byte) {
 	edge, _, ok := wire.ParseTopic(topic)
 	if !ok || wire.ValidEdgeID(edge) != nil {
-		in.quarantine(context.Background(), store.Quarantined{Edge: edge, Reason: "bad topic " + topic, Payload: payload})
+		in.quarantine(context.Background(), ReasonBadTopic, store.Quarantined{Edge: edge, Reason: "bad topic " + topic, Payload: payload})
 		return
 	}
 	in.mu.Lock()
@@ -161,7 +274,7 @@ func (in *Ingest) onStatus(topic string, payload []byte) {
 		return
 	}
 	s.Edge = edge // the topic (ACL-checked) names the edge, not the payload
-	if _, err := in.key(context.Background(), edge); err != nil {
+	if _, err := in.ring(context.Background(), edge); err != nil {
 		return // unknown edges get no dashboard row
 	}
 	if err := in.st.UpdateStatus(context.Background(), s); err != nil {
@@ -169,24 +282,33 @@ func (in *Ingest) onStatus(topic string, payload []byte) {
 	}
 }
 
-func (in *Ingest) key(ctx context.Context, edge string) (ed25519.PublicKey, error) {
+// ring returns the edge's enrolled keys (cached); store.ErrNotFound for an
+// edge that is not enrolled.
+func (in *Ingest) ring(ctx context.Context, edge string) (record.KeyRing, error) {
 	in.mu.Lock()
 	k, ok := in.keys[edge]
 	in.mu.Unlock()
 	if ok {
 		return k, nil
 	}
-	e, err := in.st.Edge(ctx, edge)
+	keys, err := in.st.EdgeKeys(ctx, edge)
 	if err != nil {
 		return nil, err
 	}
+	if len(keys) == 0 {
+		if _, err := in.st.Edge(ctx, edge); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("edge %s has no key: %w", edge, store.ErrNotFound)
+	}
+	ring := store.Ring(keys)
 	in.mu.Lock()
-	in.keys[edge] = ed25519.PublicKey(e.PublicKey)
+	in.keys[edge] = ring
 	in.mu.Unlock()
-	return e.PublicKey, nil
+	return ring, nil
 }
 
-// ForgetKey drops a cached key (after enrollment changes).
+// ForgetKey drops a cached key ring (after enrollment or rotation changes).
 func (in *Ingest) ForgetKey(edge string) {
 	in.mu.Lock()
 	delete(in.keys, edge)
@@ -222,15 +344,37 @@ func (in *Ingest) dropHead(edge string) {
 	in.mu.Unlock()
 }
 
-func (in *Ingest) quarantine(ctx context.Context, q store.Quarantined) {
+func (in *Ingest) quarantine(ctx context.Context, reason string, q store.Quarantined) {
 	if len(q.Payload) > in.opt.MaxQuarantinePayload {
 		q.Payload = q.Payload[:in.opt.MaxQuarantinePayload]
 	}
+	now := in.opt.Now()
 	if q.At.IsZero() {
-		q.At = time.Now().UTC()
+		q.At = now.UTC()
 	}
-	in.Stats.Quarantined.Add(1)
-	in.log.Error().Str("edge", q.Edge).Uint32("epoch", q.Epoch).Uint64("seq", q.Seq).Str("reason", q.Reason).Msg("ALERT: record quarantined")
+	if q.Seq > 0 {
+		// The edge resends what central did not acknowledge: keep one copy
+		// of a bad record per reason, count the repeats.
+		k := quarantineKey{q.Edge, q.Epoch, q.Seq, reason}
+		in.mu.Lock()
+		last, dup := in.seen[k]
+		if dup && now.Sub(last) < 10*time.Minute {
+			in.mu.Unlock()
+			in.Stats.Repeats.Add(1)
+			return
+		}
+		if len(in.seen) > 100000 {
+			for k, t := range in.seen {
+				if now.Sub(t) >= 10*time.Minute {
+					delete(in.seen, k)
+				}
+			}
+		}
+		in.seen[k] = now
+		in.mu.Unlock()
+	}
+	in.Stats.quarantined(reason)
+	in.log.Error().Str("edge", q.Edge).Uint32("epoch", q.Epoch).Uint64("seq", q.Seq).Str("code", reason).Str("reason", q.Reason).Msg("ALERT: record quarantined")
 	if err := in.st.Quarantine(ctx, q); err != nil {
 		in.log.Error().Err(err).Msg("quarantine not stored")
 	}
@@ -241,7 +385,7 @@ func (in *Ingest) quarantine(ctx context.Context, q store.Quarantined) {
 		}
 		if _, err := in.opt.Alerts.Raise(ctx, store.Alert{
 			Severity: store.SeverityCritical, Code: "quarantine", Key: "quarantine:" + q.Edge, Edge: q.Edge, Ref: ref,
-			Message: fmt.Sprintf("records of edge %q quarantined: %s", q.Edge, q.Reason),
+			Message: fmt.Sprintf("records of edge %q quarantined (%s): %s", q.Edge, reason, q.Reason),
 		}); err != nil {
 			in.log.Error().Err(err).Msg("quarantine alert not raised")
 		}
@@ -260,7 +404,40 @@ func (in *Ingest) Register(reg prometheus.Registerer) error {
 		reg.Register(c("serialine_ingest_quarantined_total", "Records or payloads quarantined (bad signature, broken chain, unknown edge, malformed).", &in.Stats.Quarantined)),
 		reg.Register(c("serialine_ingest_replay_requests_total", "Replay requests sent to edges after a gap.", &in.Stats.Replays)),
 		reg.Register(c("serialine_ingest_conflicts_total", "Appends retried because another instance moved the chain head.", &in.Stats.Conflicts)),
+		reg.Register(c("serialine_ingest_buffered_total", "Envelopes kept because they arrived ahead of the stored head.", &in.Stats.Buffered)),
+		reg.Register(c("serialine_ingest_quarantine_repeats_total", "Resent bad records already quarantined (counted, not stored again).", &in.Stats.Repeats)),
+		reg.Register(reasonCollector{in}),
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "serialine_ingest_pending_envelopes", Help: "Out-of-order envelopes waiting for a gap to fill."},
+			func() float64 { return float64(in.Pending()) })),
 	)
+}
+
+var reasonDesc = prometheus.NewDesc("serialine_ingest_quarantined_reason_total", "Records or payloads quarantined, by reason code.", []string{"reason"}, nil)
+
+type reasonCollector struct{ in *Ingest }
+
+func (c reasonCollector) Describe(ch chan<- *prometheus.Desc) { ch <- reasonDesc }
+func (c reasonCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range Reasons {
+		ch <- prometheus.MustNewConstMetric(reasonDesc, prometheus.CounterValue, float64(c.in.Stats.Quarantines(r)), r)
+	}
+}
+
+// Pending returns how many out-of-order envelopes wait, over all edges.
+func (in *Ingest) Pending() int {
+	in.mu.Lock()
+	states := make([]*edgeState, 0, len(in.edges))
+	for _, es := range in.edges {
+		states = append(states, es)
+	}
+	in.mu.Unlock()
+	n := 0
+	for _, es := range states {
+		es.mu.Lock()
+		n += len(es.pending)
+		es.mu.Unlock()
+	}
+	return n
 }
 
 // Process verifies and stores one envelope of an edge (the edge named by
@@ -269,59 +446,222 @@ func (in *Ingest) Process(ctx context.Context, edge string, payload []byte) erro
 	in.Stats.Envelopes.Add(1)
 	recs, err := wire.DecodeEnvelope(payload)
 	if err != nil {
-		in.quarantine(ctx, store.Quarantined{Edge: edge, Reason: err.Error(), Payload: payload})
+		in.quarantine(ctx, ReasonMalformedEnvelope, store.Quarantined{Edge: edge, Reason: err.Error(), Payload: payload})
 		return nil
 	}
-	pub, err := in.key(ctx, edge)
+	ring, err := in.ring(ctx, edge)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			for i := range recs {
-				in.quarantineRecord(ctx, edge, &recs[i], "unknown edge: not enrolled")
+				in.quarantineRecord(ctx, edge, &recs[i], ReasonUnknownEdge, "unknown edge: not enrolled")
 			}
 			return nil
 		}
 		return err
 	}
-	for attempt := 0; attempt < 3; attempt++ {
-		err = in.process(ctx, edge, pub, recs)
-		if !errors.Is(err, store.ErrConflict) {
+	es := in.state(edge)
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	if _, err := in.apply(ctx, edge, ring, es, recs); err != nil {
+		return err
+	}
+	return in.drain(ctx, edge, es)
+}
+
+// outcome of apply.
+type outcome int
+
+const (
+	applied outcome = iota // stored (or all duplicates, or quarantined): done with it
+	ahead                  // beyond the head: buffered or dropped, not stored
+)
+
+// apply runs one envelope against the stored head, retrying when another
+// instance moved the head meanwhile.
+func (in *Ingest) apply(ctx context.Context, edge string, ring record.KeyRing, es *edgeState, recs []record.Record) (outcome, error) {
+	var err error
+	reloaded := false
+	for attempt := 0; attempt < 4; attempt++ {
+		var o outcome
+		o, err = in.process(ctx, edge, ring, recs)
+		if errors.Is(err, errRingChanged) {
+			in.ForgetKey(edge)
+			if ring, err = in.ring(ctx, edge); err != nil {
+				return applied, err
+			}
+			continue
+		}
+		if errors.Is(err, store.ErrConflict) {
+			// Another instance stored records meanwhile: reload the head and
+			// look again (what it stored is now a duplicate).
+			in.Stats.Conflicts.Add(1)
+			in.dropHead(edge)
+			continue
+		}
+		if err != nil || o == applied {
+			return o, err
+		}
+		// Ahead of the head. The cached head may be stale (another
+		// instance stored the records in between): look once more.
+		if !reloaded {
+			reloaded = true
+			in.dropHead(edge)
+			continue
+		}
+		in.buffer(edge, es, recs)
+		return ahead, nil
+	}
+	return applied, err
+}
+
+var errRingChanged = errors.New("edge key ring changed")
+
+func (in *Ingest) buffer(edge string, es *edgeState, recs []record.Record) {
+	size := envSize(recs)
+	k := record.Head{Epoch: recs[0].Epoch, Seq: recs[0].Seq}
+	if _, ok := es.pending[k]; ok {
+		return
+	}
+	if es.bytes+size > in.opt.MaxPendingBytes {
+		in.log.Warn().Str("edge", edge).Uint64("seq", recs[0].Seq).Int("pending", len(es.pending)).Msg("out-of-order buffer full: envelope dropped (the edge resends it)")
+		return
+	}
+	es.pending[k] = recs
+	es.bytes += size
+	if es.gapSince.IsZero() {
+		es.gapSince = in.opt.Now()
+	}
+	in.Stats.Buffered.Add(1)
+}
+
+func envSize(recs []record.Record) int {
+	n := 0
+	for i := range recs {
+		n += len(recs[i].Body) + len(recs[i].Edge) + len(recs[i].Kind) + 128
+	}
+	return n
+}
+
+// drain stores buffered envelopes that now continue the head, in order.
+func (in *Ingest) drain(ctx context.Context, edge string, es *edgeState) error {
+	for len(es.pending) > 0 {
+		head, err := in.head(ctx, edge)
+		if err != nil {
 			return err
 		}
-		// Another instance stored records meanwhile: reload the head and
-		// look again (what it stored is now a duplicate).
-		in.Stats.Conflicts.Add(1)
-		in.dropHead(edge)
+		var next []record.Record
+		var nextKey record.Head
+		for k, recs := range es.pending {
+			last := recs[len(recs)-1]
+			switch {
+			case k.Epoch < head.Epoch || k.Epoch == head.Epoch && last.Seq <= head.Seq:
+				// Already stored (another envelope covered it).
+				delete(es.pending, k)
+				es.bytes -= envSize(recs)
+			case k.Epoch == head.Epoch && k.Seq <= head.Seq+1 || k.Epoch > head.Epoch && k.Seq == 1:
+				if next == nil || k.Seq < nextKey.Seq {
+					next, nextKey = recs, k
+				}
+			}
+		}
+		if next == nil {
+			break
+		}
+		delete(es.pending, nextKey)
+		es.bytes -= envSize(next)
+		ring, err := in.ring(ctx, edge)
+		if err != nil {
+			return err
+		}
+		if _, err := in.apply(ctx, edge, ring, es, next); err != nil {
+			return err
+		}
 	}
-	return err
+	if len(es.pending) == 0 {
+		es.gapSince = time.Time{}
+		es.bytes = 0
+	}
+	return nil
 }
 
-func (in *Ingest) quarantineRecord(ctx context.Context, edge string, r *record.Record, reason string) {
+// Tick re-examines edges with envelopes waiting beyond a gap: it reloads
+// the head (another instance may have filled the gap) and asks the edge for
+// a replay of the missing range when the gap stayed open for ReplayAfter.
+// Run calls it every 100 ms.
+func (in *Ingest) Tick(ctx context.Context) {
+	in.mu.Lock()
+	var edges []string
+	for e := range in.edges {
+		edges = append(edges, e)
+	}
+	in.mu.Unlock()
+	for _, edge := range edges {
+		es := in.state(edge)
+		es.mu.Lock()
+		if len(es.pending) > 0 {
+			in.dropHead(edge)
+			if err := in.drain(ctx, edge, es); err != nil && ctx.Err() == nil {
+				in.log.Warn().Err(err).Str("edge", edge).Msg("buffered envelopes not stored")
+			}
+		}
+		now := in.opt.Now()
+		if len(es.pending) > 0 && now.Sub(es.gapSince) >= in.opt.ReplayAfter && now.Sub(es.lastReplay) >= in.opt.ReplayAfter {
+			head, err := in.head(ctx, edge)
+			if err == nil {
+				first := record.Head{}
+				for k := range es.pending {
+					if first.Seq == 0 || k.Epoch < first.Epoch || k.Epoch == first.Epoch && k.Seq < first.Seq {
+						first = k
+					}
+				}
+				es.lastReplay = now
+				in.requestReplay(ctx, edge, head, first)
+			}
+		}
+		es.mu.Unlock()
+	}
+}
+
+func (in *Ingest) quarantineRecord(ctx context.Context, edge string, r *record.Record, code, reason string) {
 	raw := r.Canonical()
-	in.quarantine(ctx, store.Quarantined{Edge: edge, Epoch: r.Epoch, Seq: r.Seq, Reason: reason, Payload: append(raw, r.Sig...)})
+	in.quarantine(ctx, code, store.Quarantined{Edge: edge, Epoch: r.Epoch, Seq: r.Seq, Reason: reason, Payload: append(raw, r.Sig...)})
 }
 
-func (in *Ingest) process(ctx context.Context, edge string, pub ed25519.PublicKey, recs []record.Record) error {
+func chainReason(err error) string {
+	switch {
+	case errors.Is(err, record.ErrSignature):
+		return ReasonBadSignature
+	case errors.Is(err, record.ErrChain):
+		return ReasonBrokenChain
+	case errors.Is(err, record.ErrSequence):
+		return ReasonSequence
+	default:
+		return ReasonMalformedBody
+	}
+}
+
+func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing, recs []record.Record) (outcome, error) {
 	head, err := in.head(ctx, edge)
 	if err != nil {
-		return err
+		return applied, err
 	}
 	// 1. Records claiming another edge than the topic's are forgeries or
 	// misrouted: quarantine the whole envelope.
 	for i := range recs {
 		if recs[i].Edge != edge {
 			for j := range recs {
-				in.quarantineRecord(ctx, edge, &recs[j], fmt.Sprintf("record claims edge %q on the topic of edge %q", recs[i].Edge, edge))
+				in.quarantineRecord(ctx, edge, &recs[j], ReasonWrongEdge, fmt.Sprintf("record claims edge %q on the topic of edge %q", recs[i].Edge, edge))
 			}
-			return nil
+			return applied, nil
 		}
 	}
 	// 2. Epoch: older epochs are replays of a retired log.
 	first := &recs[0]
 	if head.Seq > 0 && first.Epoch < head.Epoch {
 		for i := range recs {
-			in.quarantineRecord(ctx, edge, &recs[i], fmt.Sprintf("out-of-epoch: epoch %d is older than the stored epoch %d", recs[i].Epoch, head.Epoch))
+			in.quarantineRecord(ctx, edge, &recs[i], ReasonOutOfEpoch, fmt.Sprintf("out-of-epoch: epoch %d is older than the stored epoch %d", recs[i].Epoch, head.Epoch))
 		}
-		return nil
+		return applied, nil
 	}
 	after := head
 	if first.Epoch > head.Epoch || head.Seq == 0 {
@@ -334,45 +674,67 @@ func (in *Ingest) process(ctx context.Context, edge string, pub ed25519.PublicKe
 	}
 	if start > 0 {
 		if err := in.checkDuplicates(ctx, edge, recs[:start]); err != nil {
-			return err
+			return applied, err
 		}
 		in.Stats.Duplicates.Add(int64(start))
 	}
 	if start == len(recs) {
-		return in.ack(ctx, edge, after)
+		return applied, in.ack(ctx, edge, after)
 	}
 	rest := recs[start:]
-	// 4. A gap: ask for a replay from the first missing record.
+	// 4. Beyond the head: the caller buffers it until the gap fills.
 	if rest[0].Epoch != after.Epoch || rest[0].Seq != after.Seq+1 {
-		in.requestReplay(ctx, edge, after, rest[0])
-		return nil
+		return ahead, nil
 	}
 	// 5. Verify the chain and signatures. Only records covered by a valid
 	// signature are stored; the first bad record and what follows it in
 	// the envelope are quarantined.
-	v := record.NewVerifier(pub, after)
+	v := record.NewRingVerifier(ring, after, true)
 	stored := make([]store.Stored, 0, len(rest))
 	lastSigned := -1
 	var bad error
 	badAt := -1
+	badCode := ""
+	rotated := false
 	for i := range rest {
 		h, err := v.Add(&rest[i])
 		if err != nil {
-			bad, badAt = err, i
+			bad, badAt, badCode = err, i, chainReason(err)
 			break
+		}
+		// An authentic record whose body does not decode for its kind
+		// cannot be projected: quarantined, never stored as valid. The
+		// chain stops there; the edge keeps it and what follows.
+		if err := store.CheckBody(&rest[i]); err != nil {
+			bad, badAt, badCode = err, i, ReasonMalformedBody
+			break
+		}
+		if rest[i].Kind == record.KindKeyRotated {
+			rotated = true
 		}
 		stored = append(stored, store.Stored{Record: rest[i], Hash: h})
 		if len(rest[i].Sig) > 0 {
 			lastSigned = i
 		}
 	}
+	if badAt >= 0 && badCode == ReasonBadSignature && !rotated {
+		// A key enrolled (or rotated) since the ring was cached?
+		in.mu.Lock()
+		_, cached := in.keys[edge]
+		in.mu.Unlock()
+		if cached {
+			if keys, err := in.st.EdgeKeys(ctx, edge); err == nil && len(keys) != len(ring) {
+				return applied, errRingChanged
+			}
+		}
+	}
 	if badAt >= 0 {
 		for i := badAt; i < len(rest); i++ {
-			reason := bad.Error()
+			reason, code := bad.Error(), badCode
 			if i > badAt {
-				reason = fmt.Sprintf("follows bad record seq %d in the same envelope", rest[badAt].Seq)
+				reason, code = fmt.Sprintf("follows bad record seq %d in the same envelope", rest[badAt].Seq), ReasonFollowsBad
 			}
-			in.quarantineRecord(ctx, edge, &rest[i], reason)
+			in.quarantineRecord(ctx, edge, &rest[i], code, reason)
 		}
 	}
 	if lastSigned < len(stored)-1 && badAt < 0 {
@@ -382,22 +744,22 @@ func (in *Ingest) process(ctx context.Context, edge string, pub ed25519.PublicKe
 	}
 	stored = stored[:lastSigned+1]
 	if len(stored) == 0 {
-		return nil
+		return applied, nil
 	}
 	if err := in.st.Append(ctx, edge, after, stored); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return err
+		if !errors.Is(err, store.ErrConflict) {
+			in.log.Error().Err(err).Str("edge", edge).Msg("append failed")
 		}
-		// A body that does not decode for a known kind fails the append:
-		// quarantine the envelope's records so nothing is lost, and stop.
-		in.log.Error().Err(err).Str("edge", edge).Msg("append failed")
-		return err
+		return applied, err
 	}
 	last := stored[len(stored)-1]
 	newHead := record.Head{Epoch: last.Record.Epoch, Seq: last.Record.Seq, Hash: last.Hash}
 	in.setHead(edge, newHead)
 	in.Stats.Stored.Add(int64(len(stored)))
-	return in.ack(ctx, edge, newHead)
+	if rotated {
+		in.ForgetKey(edge) // the stored key.rotated closed the old key
+	}
+	return applied, in.ack(ctx, edge, newHead)
 }
 
 func (in *Ingest) checkDuplicates(ctx context.Context, edge string, dups []record.Record) error {
@@ -415,29 +777,25 @@ func (in *Ingest) checkDuplicates(ctx context.Context, edge string, dups []recor
 			continue // pruned or older epoch: nothing to compare
 		}
 		if got := dups[i].Hash(); got != h {
-			in.quarantineRecord(ctx, edge, &dups[i], fmt.Sprintf("replayed seq %d differs from the stored record (hash %s, stored %s)", dups[i].Seq, got, h))
+			in.quarantineRecord(ctx, edge, &dups[i], ReasonReplayedDiffers, fmt.Sprintf("replayed seq %d differs from the stored record (hash %s, stored %s)", dups[i].Seq, got, h))
 		}
 	}
 	return nil
 }
 
-func (in *Ingest) requestReplay(ctx context.Context, edge string, after record.Head, got record.Record) {
-	in.mu.Lock()
-	last := in.replays[edge]
-	now := time.Now()
-	if now.Sub(last) < 500*time.Millisecond {
-		in.mu.Unlock()
-		return
-	}
-	in.replays[edge] = now
-	in.mu.Unlock()
+// requestReplay asks the edge to resend what lies between the stored head
+// and the first waiting envelope.
+func (in *Ingest) requestReplay(ctx context.Context, edge string, after record.Head, got record.Head) {
 	in.Stats.Replays.Add(1)
 	rp := wire.Replay{Epoch: got.Epoch, From: after.Seq + 1, Reason: fmt.Sprintf("gap: have %d, got %d", after.Seq, got.Seq)}
+	if got.Seq > after.Seq+1 {
+		rp.To = got.Seq - 1
+	}
 	if got.Epoch != after.Epoch {
-		rp.From = 1
+		rp.From, rp.To = 1, 0
 	}
 	raw, _ := json.Marshal(rp)
-	in.log.Info().Str("edge", edge).Uint64("from", rp.From).Str("reason", rp.Reason).Msg("requesting replay")
+	in.log.Info().Str("edge", edge).Uint64("from", rp.From).Uint64("to", rp.To).Str("reason", rp.Reason).Msg("requesting replay")
 	if err := in.opt.Client.Publish(ctx, wire.Topic(edge, "replay"), 1, false, raw); err != nil {
 		in.log.Warn().Err(err).Str("edge", edge).Msg("replay request not sent")
 	}

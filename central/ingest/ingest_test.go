@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -126,22 +128,75 @@ func TestStoreThenAck(t *testing.T) {
 
 func TestGapRequestsReplay(t *testing.T) {
 	f := setup(t)
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	f.in.opt.Now = func() time.Time { return now }
 	first := f.chain.Next(record.KindEdgeStarted, 1)
 	second := f.chain.Next(record.KindEdgeStarted, 2)
 	third := f.chain.Next(record.KindEdgeStarted, 3)
 	f.process(env(first))
 	f.process(env(third)) // second was lost by the broker
-	if f.count() != 1 {
-		t.Fatalf("stored %d across a gap", f.count())
+	if f.count() != 1 || f.in.Pending() != 1 {
+		t.Fatalf("stored %d across a gap, %d pending", f.count(), f.in.Pending())
 	}
+	// No replay request while the gap may still fill by itself.
+	f.in.Tick(context.Background())
+	if f.client.last("replay") != nil {
+		t.Fatal("replay requested before ReplayAfter")
+	}
+	now = now.Add(f.in.opt.ReplayAfter)
+	f.in.Tick(context.Background())
 	var rp wire.Replay
-	if err := json.Unmarshal(f.client.last("replay"), &rp); err != nil || rp.From != 2 || rp.Epoch != 5 {
+	if err := json.Unmarshal(f.client.last("replay"), &rp); err != nil || rp.From != 2 || rp.To != 2 || rp.Epoch != 5 {
 		t.Fatalf("replay %+v %v", rp, err)
 	}
+	// The replayed record fills the gap; the waiting envelope follows it.
 	f.process(env(second))
-	f.process(env(third))
-	if f.count() != 3 {
-		t.Fatalf("after replay %d", f.count())
+	if f.count() != 3 || f.in.Pending() != 0 {
+		t.Fatalf("after replay %d stored, %d pending", f.count(), f.in.Pending())
+	}
+	var ack wire.Ack
+	json.Unmarshal(f.client.last("ack"), &ack)
+	if ack.Seq != 3 {
+		t.Fatalf("ack %+v", ack)
+	}
+}
+
+// Envelopes arriving in any order (live records interleaved with a backlog,
+// a broker re-delivering out of order) are stored strictly in seq order,
+// and nothing is acknowledged beyond the first gap.
+func TestOutOfOrderStoredInOrder(t *testing.T) {
+	f := setup(t)
+	var envs [][]byte
+	for i := 0; i < 12; i++ {
+		envs = append(envs, env(f.chain.Next(record.KindEdgeStarted, i, record.KindEdgeStarted, i)))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := rng.Perm(len(envs))
+	maxAck := uint64(0)
+	for _, i := range order {
+		f.client.out = nil
+		f.process(envs[i])
+		if a := f.client.last("ack"); a != nil {
+			var ack wire.Ack
+			json.Unmarshal(a, &ack)
+			if ack.Seq < maxAck {
+				t.Fatalf("ack went back from %d to %d", maxAck, ack.Seq)
+			}
+			maxAck = ack.Seq
+		}
+		n := uint64(f.count())
+		if maxAck > n {
+			t.Fatalf("acknowledged %d with %d stored", maxAck, n)
+		}
+		got, _ := f.st.Records(context.Background(), "edge-1", 5, 1, 100)
+		for j, r := range got {
+			if r.Record.Seq != uint64(j+1) {
+				t.Fatalf("stored out of order or with a gap: position %d holds seq %d", j, r.Record.Seq)
+			}
+		}
+	}
+	if f.count() != 24 || maxAck != 24 || f.in.Pending() != 0 || len(f.quarantined()) != 0 {
+		t.Fatalf("stored %d, acked %d, pending %d, quarantined %d", f.count(), maxAck, f.in.Pending(), len(f.quarantined()))
 	}
 }
 
@@ -150,18 +205,28 @@ func TestRejectedAndQuarantined(t *testing.T) {
 	cases := map[string]struct {
 		payload func(f *fixture) []byte
 		reason  string
+		code    string
 	}{
-		"forged signature": {func(f *fixture) []byte { return env(other.Next(record.KindEdgeStarted, 1)) }, "bad signature"},
+		"forged signature": {func(f *fixture) []byte { return env(other.Next(record.KindEdgeStarted, 1)) }, "bad signature", ReasonBadSignature},
 		"altered byte": {func(f *fixture) []byte {
 			recs := f.chain.Next(record.KindEdgeStarted, 1, record.KindEdgeStarted, 2)
 			recs[0].Record.Body = []byte(`{"x":2}`)
 			return env(recs)
-		}, "hash chain broken"},
+		}, "hash chain broken", ReasonBrokenChain},
 		"unknown edge": {func(f *fixture) []byte {
 			return env(storetest.NewChain("edge-9", 1, 3).Next(record.KindEdgeStarted, 1))
-		}, "claims edge"},
-		"malformed": {func(f *fixture) []byte { return []byte("SLE1\x01garbage") }, "malformed envelope"},
-		"oversized": {func(f *fixture) []byte { return make([]byte, wire.MaxEnvelope+1) }, "exceeds"},
+		}, "claims edge", ReasonWrongEdge},
+		"malformed":  {func(f *fixture) []byte { return []byte("SLE1\x01garbage") }, "malformed envelope", ReasonMalformedEnvelope},
+		"oversized":  {func(f *fixture) []byte { return make([]byte, wire.MaxEnvelope+1) }, "exceeds", ReasonMalformedEnvelope},
+		"not json":   {func(f *fixture) []byte { return []byte("SLE1\x01\x05hello\x00") }, "malformed envelope", ReasonMalformedEnvelope},
+		"empty":      {func(f *fixture) []byte { return nil }, "malformed envelope", ReasonMalformedEnvelope},
+		"unsigned key.rotated": {func(f *fixture) []byte {
+			recs := f.chain.Next(record.KindKeyRotated, record.KeyRotated{Old: record.EncodePublicKey(f.chain.Pub()), New: record.EncodePublicKey(other.Pub())}, record.KindEdgeStarted, 2)
+			return env(recs)
+		}, "not signed", ReasonBadSignature},
+		"rotation to a key not enrolled": {func(f *fixture) []byte {
+			return env(f.chain.Next(record.KindKeyRotated, record.KeyRotated{Old: record.EncodePublicKey(f.chain.Pub()), New: record.EncodePublicKey(other.Pub())}))
+		}, "not enrolled", ReasonBadSignature},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -171,10 +236,83 @@ func TestRejectedAndQuarantined(t *testing.T) {
 			if f.count() != 0 || len(q) == 0 || !strings.Contains(q[0].Reason, tc.reason) {
 				t.Fatalf("stored %d, quarantine %+v, want reason %q", f.count(), q, tc.reason)
 			}
+			if f.in.Stats.Quarantines(tc.code) == 0 {
+				t.Fatalf("not counted under %s", tc.code)
+			}
 			if f.client.last("ack") != nil {
 				t.Fatal("acknowledged a rejected envelope")
 			}
 		})
+	}
+}
+
+// A signed, well-chained record whose body does not decode for its kind is
+// quarantined (not stored as valid); the valid records before it are
+// stored, nothing after it is acknowledged, so the edge keeps them.
+func TestMalformedBodyQuarantined(t *testing.T) {
+	f := setup(t)
+	good := f.chain.Next(record.KindEdgeStarted, 1)
+	bad := f.chain.Next(record.KindUnitVerified, "not an object", record.KindEdgeStarted, 3)
+	f.process(env(append(good, bad...)))
+	if f.count() != 1 {
+		t.Fatalf("stored %d, want the 1 good record", f.count())
+	}
+	q := f.quarantined()
+	if len(q) != 2 || q[0].Seq != 2 || !strings.Contains(q[0].Reason, "unit.verified body does not decode") || q[1].Seq != 3 {
+		t.Fatalf("quarantine %+v", q)
+	}
+	if f.in.Stats.Quarantines(ReasonMalformedBody) != 1 || f.in.Stats.Quarantines(ReasonFollowsBad) != 1 {
+		t.Fatal("not counted by reason")
+	}
+	var ack wire.Ack
+	json.Unmarshal(f.client.last("ack"), &ack)
+	if ack.Seq != 1 {
+		t.Fatalf("ack %+v", ack)
+	}
+	// The edge resends: no new quarantine rows, the repeat is counted.
+	f.process(env(bad))
+	if len(f.quarantined()) != 2 || f.in.Stats.Repeats.Load() != 2 {
+		t.Fatalf("resend: %d quarantined, %d repeats", len(f.quarantined()), f.in.Stats.Repeats.Load())
+	}
+}
+
+// Key rotation: the admin enrolls the new key with an overlap, the edge
+// announces the switch with a key.rotated record signed by the old key and
+// signs on with the new key. A record signed by the old key after the
+// announcement is refused; records signed by a key not (yet) enrolled wait
+// and are stored once it is.
+func TestKeyRotation(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	newKey := storetest.NewChain("edge-1", 5, 2).Key
+	newPub := newKey.Public().(ed25519.PublicKey)
+	f.process(env(f.chain.Next(record.KindEdgeStarted, 1)))
+	rotation := f.chain.Next(record.KindKeyRotated, record.KeyRotated{Old: record.EncodePublicKey(f.chain.Pub()), New: record.EncodePublicKey(newPub)})
+	f.chain.Key = newKey
+	after := f.chain.Next(record.KindEdgeStarted, 3)
+	// The new key is not enrolled yet: the announcement is refused, and
+	// central acknowledges nothing past seq 1.
+	f.process(env(rotation))
+	if f.count() != 1 {
+		t.Fatalf("stored %d before the new key was enrolled", f.count())
+	}
+	if err := f.st.RotateEdgeKey(ctx, store.EdgeKey{Edge: "edge-1", PublicKey: newPub, ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), EnrolledBy: "admin"}, 24*time.Hour*365); err != nil {
+		t.Fatal(err)
+	}
+	// Resent after enrollment: stored (the cached ring is refreshed).
+	f.process(env(rotation))
+	f.process(env(after))
+	if f.count() != 3 {
+		t.Fatalf("stored %d after enrollment, quarantine %+v", f.count(), f.quarantined())
+	}
+	// The old key, still inside its overlap window, signs nothing after
+	// the announcement.
+	f.chain.Key = storetest.NewChain("edge-1", 5, 1).Key
+	forged := f.chain.Next(record.KindEdgeStarted, 4)
+	f.process(env(forged))
+	q := f.quarantined()
+	if f.count() != 3 || len(q) == 0 || q[len(q)-1].Seq != 4 || !strings.Contains(q[len(q)-1].Reason, "bad signature") {
+		t.Fatalf("old key after rotation: count %d quarantine %+v", f.count(), q)
 	}
 }
 
