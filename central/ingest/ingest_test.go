@@ -216,10 +216,10 @@ func TestRejectedAndQuarantined(t *testing.T) {
 		"unknown edge": {func(f *fixture) []byte {
 			return env(storetest.NewChain("edge-9", 1, 3).Next(record.KindEdgeStarted, 1))
 		}, "claims edge", ReasonWrongEdge},
-		"malformed":  {func(f *fixture) []byte { return []byte("SLE1\x01garbage") }, "malformed envelope", ReasonMalformedEnvelope},
-		"oversized":  {func(f *fixture) []byte { return make([]byte, wire.MaxEnvelope+1) }, "exceeds", ReasonMalformedEnvelope},
-		"not json":   {func(f *fixture) []byte { return []byte("SLE1\x01\x05hello\x00") }, "malformed envelope", ReasonMalformedEnvelope},
-		"empty":      {func(f *fixture) []byte { return nil }, "malformed envelope", ReasonMalformedEnvelope},
+		"malformed": {func(f *fixture) []byte { return []byte("SLE1\x01garbage") }, "malformed envelope", ReasonMalformedEnvelope},
+		"oversized": {func(f *fixture) []byte { return make([]byte, wire.MaxEnvelope+1) }, "exceeds", ReasonMalformedEnvelope},
+		"not json":  {func(f *fixture) []byte { return []byte("SLE1\x01\x05hello\x00") }, "malformed envelope", ReasonMalformedEnvelope},
+		"empty":     {func(f *fixture) []byte { return nil }, "malformed envelope", ReasonMalformedEnvelope},
 		"unsigned key.rotated": {func(f *fixture) []byte {
 			recs := f.chain.Next(record.KindKeyRotated, record.KeyRotated{Old: record.EncodePublicKey(f.chain.Pub()), New: record.EncodePublicKey(other.Pub())}, record.KindEdgeStarted, 2)
 			return env(recs)
