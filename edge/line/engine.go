@@ -52,6 +52,9 @@ type Options struct {
 	// OnStatus, if set, is called (from the engine goroutine) after every
 	// committed step with the new status. It must not block.
 	OnStatus func(Status)
+	// Backpressure, if set, is asked before units are fed to the printer
+	// (see backpressure.go). It must be cheap and must not block.
+	Backpressure func() (hold bool, why string)
 }
 
 // Engine runs one packaging line.
