@@ -97,7 +97,9 @@ func New(opt Options) (e *Edge, err error) {
 	} else if devs, err = devices.Build(cfg, log); err != nil {
 		return nil, err
 	}
-	e.Engine, err = line.New(line.Options{Config: cfg, Store: e.Store, Devices: devs, Log: log, Version: opt.Version})
+	e.Engine, err = line.New(line.Options{Config: cfg, Store: e.Store, Devices: devs, Log: log, Version: opt.Version,
+		// A full outbox holds the line (the outbox is built below, before Run).
+		Backpressure: func() (bool, string) { return e.Outbox.Backpressure() }})
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +129,7 @@ func New(opt Options) (e *Edge, err error) {
 	}
 	e.Outbox = outbox.New(outbox.Options{
 		Store: e.Store, Client: e.Client, Log: log, Envelope: cfg.Central.Envelope, ResendAfter: cfg.Central.ResendAfter.D(),
+		MaxBytes: cfg.Central.OutboxMaxBytes, MaxAge: cfg.Central.OutboxMaxAge.D(),
 		Status: e.wireStatus,
 	})
 	if cfg.OPCUA.Listen != "" {
