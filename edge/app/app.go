@@ -80,6 +80,9 @@ func New(opt Options) (e *Edge, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := rotateKey(cfg, log); err != nil {
+		return nil, err
+	}
 	key, created, err := identity.LoadOrCreate(KeyPath(cfg))
 	if err != nil {
 		return nil, err
