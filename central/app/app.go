@@ -150,7 +150,8 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (a *App, 
 		if password == "" {
 			password = auth.GeneratePassword()
 		}
-		a.Broker, err = broker.New(broker.Options{Listen: cfg.MQTT.Listen, CentralUser: cfg.MQTT.Username, CentralPassword: password, Log: log})
+		a.Broker, err = broker.New(broker.Options{Listen: cfg.MQTT.Listen, CentralUser: cfg.MQTT.Username, CentralPassword: password, Log: log,
+			TLSListen: cfg.MQTT.ListenTLS, TLSCertFile: cfg.MQTT.TLSCertFile, TLSKeyFile: cfg.MQTT.TLSKeyFile, ClientCAFile: cfg.MQTT.ClientCAFile})
 		if err != nil {
 			return nil, err
 		}
