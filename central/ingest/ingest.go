@@ -209,7 +209,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 	if err := in.opt.Client.Subscribe(wire.TopicPrefix+"+/status", 0, in.onStatus); err != nil {
 		return err
 	}
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 loop:
 	for {
@@ -587,7 +587,7 @@ func (in *Ingest) drain(ctx context.Context, edge string, es *edgeState) error {
 // Tick re-examines edges with envelopes waiting beyond a gap: it reloads
 // the head (another instance may have filled the gap) and asks the edge for
 // a replay of the missing range when the gap stayed open for ReplayAfter.
-// Run calls it every 100 ms.
+// Run calls it every 25 ms.
 func (in *Ingest) Tick(ctx context.Context) {
 	in.mu.Lock()
 	var edges []string
