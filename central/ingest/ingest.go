@@ -257,8 +257,23 @@ func (in *Ingest) onRecords(topic string, payload []byte) {
 func (in *Ingest) worker(ctx context.Context, edge string, ch chan []byte) {
 	defer in.wg.Done()
 	for payload := range ch {
-		if err := in.Process(ctx, edge, payload); err != nil && ctx.Err() == nil {
-			in.log.Error().Err(err).Str("edge", edge).Msg("envelope not processed")
+		// Envelopes that queued up while the last ones were stored go
+		// into one store transaction.
+		batch := [][]byte{payload}
+	more:
+		for len(batch) < 64 {
+			select {
+			case p, ok := <-ch:
+				if !ok {
+					break more
+				}
+				batch = append(batch, p)
+			default:
+				break more
+			}
+		}
+		if err := in.ProcessBatch(ctx, edge, batch); err != nil && ctx.Err() == nil {
+			in.log.Error().Err(err).Str("edge", edge).Msg("envelopes not processed")
 		}
 	}
 }
@@ -640,11 +655,20 @@ func chainReason(err error) string {
 	}
 }
 
-func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing, recs []record.Record) (outcome, error) {
-	head, err := in.head(ctx, edge)
-	if err != nil {
-		return applied, err
-	}
+// prepared is what one envelope brings against a head: the verified
+// records to append after `after` (possibly none), or that it lies ahead.
+type prepared struct {
+	o       outcome
+	after   record.Head
+	stored  []store.Stored
+	ack     bool // nothing new, but acknowledge the head (a redelivery)
+	rotated bool // stored holds a key.rotated record
+}
+
+// prepare checks one envelope against head: quarantines what is bad,
+// skips what is stored, verifies the rest. It writes nothing but
+// quarantine entries.
+func (in *Ingest) prepare(ctx context.Context, edge string, ring record.KeyRing, recs []record.Record, head record.Head) (prepared, error) {
 	// 1. Records claiming another edge than the topic's are forgeries or
 	// misrouted: quarantine the whole envelope.
 	for i := range recs {
@@ -652,7 +676,7 @@ func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing,
 			for j := range recs {
 				in.quarantineRecord(ctx, edge, &recs[j], ReasonWrongEdge, fmt.Sprintf("record claims edge %q on the topic of edge %q", recs[i].Edge, edge))
 			}
-			return applied, nil
+			return prepared{}, nil
 		}
 	}
 	// 2. Epoch: older epochs are replays of a retired log.
@@ -661,7 +685,7 @@ func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing,
 		for i := range recs {
 			in.quarantineRecord(ctx, edge, &recs[i], ReasonOutOfEpoch, fmt.Sprintf("out-of-epoch: epoch %d is older than the stored epoch %d", recs[i].Epoch, head.Epoch))
 		}
-		return applied, nil
+		return prepared{}, nil
 	}
 	after := head
 	if first.Epoch > head.Epoch || head.Seq == 0 {
@@ -674,17 +698,17 @@ func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing,
 	}
 	if start > 0 {
 		if err := in.checkDuplicates(ctx, edge, recs[:start]); err != nil {
-			return applied, err
+			return prepared{}, err
 		}
 		in.Stats.Duplicates.Add(int64(start))
 	}
 	if start == len(recs) {
-		return applied, in.ack(ctx, edge, after)
+		return prepared{after: after, ack: true}, nil
 	}
 	rest := recs[start:]
 	// 4. Beyond the head: the caller buffers it until the gap fills.
 	if rest[0].Epoch != after.Epoch || rest[0].Seq != after.Seq+1 {
-		return ahead, nil
+		return prepared{o: ahead}, nil
 	}
 	// 5. Verify the chain and signatures. Only records covered by a valid
 	// signature are stored; the first bad record and what follows it in
@@ -702,13 +726,6 @@ func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing,
 			bad, badAt, badCode = err, i, chainReason(err)
 			break
 		}
-		// An authentic record whose body does not decode for its kind
-		// cannot be projected: quarantined, never stored as valid. The
-		// chain stops there; the edge keeps it and what follows.
-		if err := store.CheckBody(&rest[i]); err != nil {
-			bad, badAt, badCode = err, i, ReasonMalformedBody
-			break
-		}
 		if rest[i].Kind == record.KindKeyRotated {
 			rotated = true
 		}
@@ -724,7 +741,7 @@ func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing,
 		in.mu.Unlock()
 		if cached {
 			if keys, err := in.st.EdgeKeys(ctx, edge); err == nil && len(keys) != len(ring) {
-				return applied, errRingChanged
+				return prepared{}, errRingChanged
 			}
 		}
 	}
@@ -742,15 +759,25 @@ func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing,
 		// envelope (the edge resends from the last ack).
 		in.log.Warn().Str("edge", edge).Int("unsigned", len(stored)-1-lastSigned).Msg("envelope ends without a signed checkpoint")
 	}
-	stored = stored[:lastSigned+1]
-	if len(stored) == 0 {
-		return applied, nil
-	}
+	return prepared{after: after, stored: stored[:lastSigned+1], rotated: rotated}, nil
+}
+
+// commit appends a verified run, moves the cached head and acknowledges.
+//
+// An authentic record whose body does not decode for its kind cannot be
+// projected (the store refuses the run with store.ErrBody): it is
+// quarantined, never stored as valid, with what follows it in the run; the
+// signed records before it are stored. The chain stops there and the edge
+// keeps the rest (nothing after it is acknowledged).
+func (in *Ingest) commit(ctx context.Context, edge string, after record.Head, stored []store.Stored, rotated bool) error {
 	if err := in.st.Append(ctx, edge, after, stored); err != nil {
+		if errors.Is(err, store.ErrBody) {
+			return in.commitAroundBadBody(ctx, edge, after, stored)
+		}
 		if !errors.Is(err, store.ErrConflict) {
 			in.log.Error().Err(err).Str("edge", edge).Msg("append failed")
 		}
-		return applied, err
+		return err
 	}
 	last := stored[len(stored)-1]
 	newHead := record.Head{Epoch: last.Record.Epoch, Seq: last.Record.Seq, Hash: last.Hash}
@@ -759,7 +786,193 @@ func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing,
 	if rotated {
 		in.ForgetKey(edge) // the stored key.rotated closed the old key
 	}
-	return applied, in.ack(ctx, edge, newHead)
+	return in.ack(ctx, edge, newHead)
+}
+
+func (in *Ingest) commitAroundBadBody(ctx context.Context, edge string, after record.Head, stored []store.Stored) error {
+	bad := -1
+	var cause error
+	for i := range stored {
+		if err := store.CheckBody(&stored[i].Record); err != nil {
+			bad, cause = i, err
+			break
+		}
+	}
+	if bad < 0 {
+		return fmt.Errorf("edge %s: the store refused a body, but every body decodes", edge)
+	}
+	for i := bad; i < len(stored); i++ {
+		reason, code := cause.Error(), ReasonMalformedBody
+		if i > bad {
+			reason, code = fmt.Sprintf("follows bad record seq %d in the same envelope", stored[bad].Record.Seq), ReasonFollowsBad
+		}
+		in.quarantineRecord(ctx, edge, &stored[i].Record, code, reason)
+	}
+	cut := -1
+	for i := bad - 1; i >= 0; i-- {
+		if len(stored[i].Record.Sig) > 0 {
+			cut = i
+			break
+		}
+	}
+	if cut < 0 {
+		return nil
+	}
+	rotated := false
+	for i := range stored[:cut+1] {
+		rotated = rotated || stored[i].Record.Kind == record.KindKeyRotated
+	}
+	return in.commit(ctx, edge, after, stored[:cut+1], rotated)
+}
+
+func (in *Ingest) process(ctx context.Context, edge string, ring record.KeyRing, recs []record.Record) (outcome, error) {
+	head, err := in.head(ctx, edge)
+	if err != nil {
+		return applied, err
+	}
+	p, err := in.prepare(ctx, edge, ring, recs, head)
+	if err != nil || p.o == ahead {
+		return p.o, err
+	}
+	if len(p.stored) == 0 {
+		if p.ack {
+			return applied, in.ack(ctx, edge, p.after)
+		}
+		return applied, nil
+	}
+	return applied, in.commit(ctx, edge, p.after, p.stored, p.rotated)
+}
+
+// maxRun bounds the records of one store transaction when queued envelopes
+// of an edge are merged.
+const maxRun = 4096
+
+// ProcessBatch is Process for envelopes of one edge that arrived together:
+// consecutive envelopes are verified one by one and stored in one
+// transaction (one commit, one ack), which is what makes a backlog drain
+// fast. Anything unusual (a gap, a conflict with another instance, a key
+// change) falls back to one envelope at a time.
+func (in *Ingest) ProcessBatch(ctx context.Context, edge string, payloads [][]byte) error {
+	if len(payloads) == 1 {
+		return in.Process(ctx, edge, payloads[0])
+	}
+	envs := make([][]record.Record, 0, len(payloads))
+	for _, payload := range payloads {
+		in.Stats.Envelopes.Add(1)
+		recs, err := wire.DecodeEnvelope(payload)
+		if err != nil {
+			in.quarantine(ctx, ReasonMalformedEnvelope, store.Quarantined{Edge: edge, Reason: err.Error(), Payload: payload})
+			continue
+		}
+		envs = append(envs, recs)
+	}
+	if len(envs) == 0 {
+		return nil
+	}
+	ring, err := in.ring(ctx, edge)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			for _, recs := range envs {
+				for i := range recs {
+					in.quarantineRecord(ctx, edge, &recs[i], ReasonUnknownEdge, "unknown edge: not enrolled")
+				}
+			}
+			return nil
+		}
+		return err
+	}
+	es := in.state(edge)
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	head, err := in.head(ctx, edge)
+	if err != nil {
+		return err
+	}
+	var run []store.Stored
+	runAfter, virt := head, head
+	runStart := 0 // first envelope with records in run
+	ackDue, rotated := false, false
+	flush := func() error {
+		if len(run) == 0 {
+			if ackDue {
+				ackDue = false
+				return in.ack(ctx, edge, virt)
+			}
+			return nil
+		}
+		err := in.commit(ctx, edge, runAfter, run, rotated)
+		run, runAfter, ackDue, rotated = nil, virt, false, false
+		return err
+	}
+	for i, recs := range envs {
+		p, err := in.prepare(ctx, edge, ring, recs, virt)
+		if err == nil && p.o == applied {
+			if len(p.stored) > 0 && p.after != virt {
+				// A new epoch starts: the run so far is stored first.
+				if err := flush(); err != nil {
+					return in.oneByOne(ctx, edge, ring, es, envs[runStart:], err)
+				}
+				runAfter = p.after
+			}
+			if len(p.stored) > 0 {
+				if len(run) == 0 {
+					runStart = i
+				}
+				run = append(run, p.stored...)
+				virt = run[len(run)-1].Head()
+				rotated = rotated || p.rotated
+			}
+			ackDue = ackDue || p.ack
+			if rotated || len(run) >= maxRun {
+				if err := flush(); err != nil {
+					return in.oneByOne(ctx, edge, ring, es, envs[runStart:], err)
+				}
+				if p.rotated {
+					if ring, err = in.ring(ctx, edge); err != nil {
+						return err
+					}
+				}
+			}
+			continue
+		}
+		// Ahead of the run, a key change or an error: store what is
+		// verified, then take the rest one envelope at a time.
+		if ferr := flush(); ferr != nil {
+			return in.oneByOne(ctx, edge, ring, es, envs[runStart:], ferr)
+		}
+		if err == nil {
+			err = errFallBack
+		}
+		return in.oneByOne(ctx, edge, ring, es, envs[i:], err)
+	}
+	if err := flush(); err != nil {
+		return in.oneByOne(ctx, edge, ring, es, envs[runStart:], err)
+	}
+	return in.drain(ctx, edge, es)
+}
+
+var errFallBack = errors.New("fall back to one envelope at a time")
+
+// oneByOne processes envelopes singly (with conflict retries and
+// buffering) after a merged run hit something unusual.
+func (in *Ingest) oneByOne(ctx context.Context, edge string, ring record.KeyRing, es *edgeState, envs [][]record.Record, cause error) error {
+	if cause != nil && !errors.Is(cause, errFallBack) && !errors.Is(cause, store.ErrConflict) && !errors.Is(cause, errRingChanged) {
+		return cause
+	}
+	in.dropHead(edge)
+	if errors.Is(cause, errRingChanged) {
+		in.ForgetKey(edge)
+		var err error
+		if ring, err = in.ring(ctx, edge); err != nil {
+			return err
+		}
+	}
+	for _, recs := range envs {
+		if _, err := in.apply(ctx, edge, ring, es, recs); err != nil {
+			return err
+		}
+	}
+	return in.drain(ctx, edge, es)
 }
 
 func (in *Ingest) checkDuplicates(ctx context.Context, edge string, dups []record.Record) error {

@@ -398,3 +398,113 @@ func TestQuarantineRaisesAlert(t *testing.T) {
 		t.Fatalf("alert %+v", a)
 	}
 }
+
+type countingStore struct {
+	store.Store
+	appends int
+}
+
+func (c *countingStore) Append(ctx context.Context, edge string, after record.Head, recs []store.Stored) error {
+	c.appends++
+	return c.Store.Append(ctx, edge, after, recs)
+}
+
+// Envelopes that queued up are stored in one transaction with one ack; a
+// bad one in the middle is quarantined and what follows waits for the
+// gap, exactly as one at a time.
+func TestProcessBatch(t *testing.T) {
+	f := setup(t)
+	cs := &countingStore{Store: f.st}
+	f.in = New(Options{Store: cs, Client: f.client, Log: zerolog.Nop()})
+	var envs [][]byte
+	for i := 0; i < 10; i++ {
+		envs = append(envs, env(f.chain.Next(record.KindEdgeStarted, i, record.KindEdgeStarted, i)))
+	}
+	if err := f.in.ProcessBatch(context.Background(), "edge-1", envs[:6]); err != nil {
+		t.Fatal(err)
+	}
+	var acks int
+	for _, p := range f.client.out {
+		if strings.HasSuffix(p.topic, "/ack") {
+			acks++
+		}
+	}
+	if f.count() != 12 || cs.appends != 1 || acks != 1 {
+		t.Fatalf("stored %d in %d appends with %d acks", f.count(), cs.appends, acks)
+	}
+	// A redelivered envelope, a forged one, then the rest.
+	other := storetest.NewChain("edge-1", 5, 99)
+	forged := env(other.Next(record.KindEdgeStarted, 1))
+	batch := [][]byte{envs[5], envs[6], []byte("garbage"), envs[8], envs[9]}
+	if err := f.in.ProcessBatch(context.Background(), "edge-1", batch); err != nil {
+		t.Fatal(err)
+	}
+	// envs[7] is missing: 8 and 9 wait.
+	if f.count() != 14 || f.in.Pending() != 2 || len(f.quarantined()) != 1 {
+		t.Fatalf("after a batch with a gap: stored %d, pending %d, quarantined %+v", f.count(), f.in.Pending(), f.quarantined())
+	}
+	if err := f.in.ProcessBatch(context.Background(), "edge-1", [][]byte{forged, envs[7]}); err != nil {
+		t.Fatal(err)
+	}
+	if f.count() != 20 || f.in.Pending() != 0 {
+		t.Fatalf("after the gap filled: stored %d, pending %d, quarantine %+v", f.count(), f.in.Pending(), f.quarantined())
+	}
+	var ack wire.Ack
+	json.Unmarshal(f.client.last("ack"), &ack)
+	if ack.Seq != 20 {
+		t.Fatalf("ack %+v", ack)
+	}
+	got, _ := f.st.Records(context.Background(), "edge-1", 5, 1, 100)
+	for i, r := range got {
+		if r.Record.Seq != uint64(i+1) {
+			t.Fatalf("position %d holds seq %d", i, r.Record.Seq)
+		}
+	}
+}
+
+// Random batches of shuffled envelopes, with a new epoch in the middle:
+// everything is stored once, in order.
+func TestProcessBatchShuffled(t *testing.T) {
+	f := setup(t)
+	var envs [][]byte
+	for i := 0; i < 20; i++ {
+		envs = append(envs, env(f.chain.Next(record.KindEdgeStarted, i)))
+	}
+	next := storetest.NewChain("edge-1", 6, 1)
+	for i := 0; i < 10; i++ {
+		envs = append(envs, env(next.Next(record.KindEdgeStarted, i, record.KindEdgeStarted, i)))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	// Epoch 5 first (in shuffled batches), then epoch 6.
+	for _, part := range [][][]byte{envs[:20], envs[20:]} {
+		order := rng.Perm(len(part))
+		for len(order) > 0 {
+			n := min(1+rng.IntN(5), len(order))
+			var b [][]byte
+			for _, i := range order[:n] {
+				b = append(b, part[i])
+			}
+			order = order[n:]
+			if err := f.in.ProcessBatch(context.Background(), "edge-1", b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, ep := range []struct {
+		epoch uint32
+		n     int
+	}{{5, 20}, {6, 20}} {
+		got, _ := f.st.Records(context.Background(), "edge-1", ep.epoch, 1, 100)
+		if len(got) != ep.n {
+			t.Fatalf("epoch %d: %d records, want %d", ep.epoch, len(got), ep.n)
+		}
+		for i, r := range got {
+			if r.Record.Seq != uint64(i+1) {
+				t.Fatalf("epoch %d position %d holds seq %d", ep.epoch, i, r.Record.Seq)
+			}
+		}
+	}
+	if f.in.Pending() != 0 || len(f.quarantined()) != 0 {
+		t.Fatalf("pending %d quarantined %+v", f.in.Pending(), f.quarantined())
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,7 +61,7 @@ type Counters struct {
 
 func decode(r *record.Record, v any) error {
 	if err := json.Unmarshal(r.Body, v); err != nil {
-		return fmt.Errorf("edge %s seq %d: %s body does not decode: %w", r.Edge, r.Seq, r.Kind, err)
+		return fmt.Errorf("%w: edge %s seq %d: %s body does not decode: %v", ErrBody, r.Edge, r.Seq, r.Kind, err)
 	}
 	return nil
 }
@@ -187,7 +188,7 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 		case record.KindKeyRotated:
 			old, _, err := record.ParseKeyRotated(r)
 			if err != nil {
-				return nil, c, fmt.Errorf("edge %s seq %d: %w", r.Edge, r.Seq, err)
+				return nil, c, fmt.Errorf("%w: edge %s seq %d: %v", ErrBody, r.Edge, r.Seq, err)
 			}
 			op := base
 			op.Kind, op.PublicKey, op.At = OpKeyRetired, old, RotationCloses(r.Time)
@@ -209,6 +210,10 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 	}
 	return ops, c, nil
 }
+
+// ErrBody: a record's body does not decode for its kind (Append stores
+// nothing; the caller quarantines the record).
+var ErrBody = errors.New("malformed body")
 
 // CheckBody reports whether a record's body decodes for its kind (unknown
 // kinds always pass): the error names edge, seq and kind.

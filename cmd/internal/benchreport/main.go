@@ -43,8 +43,21 @@ type ratio struct {
 
 var ratios = []ratio{
 	{"edge durable record rate vs raw bbolt group commit", "edge/store.BenchmarkGroupCommit/store", "edge/store.BenchmarkGroupCommit/raw-bbolt", "records/s", 0.5},
-	{"drain edge→broker→central (SQLite) vs raw Mosquitto QoS1", "cmd/serialine.BenchmarkDrain/sqlite", "cmd/serialine.BenchmarkDrain/raw-mosquitto", "records/s", 0.5},
+	{"drain edge→mochi→central (SQLite) vs raw Mosquitto QoS1", "cmd/serialine.BenchmarkDrain/sqlite", "cmd/serialine.BenchmarkDrainRawMosquitto", "records/s", 0.5},
+	{"drain edge→Mosquitto→central (SQLite) vs raw Mosquitto QoS1", "cmd/serialine.BenchmarkDrain/sqlite-mosquitto", "cmd/serialine.BenchmarkDrainRawMosquitto", "records/s", 0.5},
 	{"central ingest PostgreSQL vs raw pgx COPY", "central/store/postgres.BenchmarkAppend", "central/store/postgres.BenchmarkRawCopy", "records/s", 0.5},
+}
+
+// target is an absolute bound on one benchmark's median.
+type target struct {
+	name, bench, metric string
+	atLeast             bool // true: median >= value; false: median <= value
+	value               float64
+}
+
+var targets = []target{
+	{"backlog drain edge→broker→central (SQLite)", "cmd/serialine.BenchmarkDrain/sqlite", "records/s", true, 20000},
+	{"end-to-end latency edge commit→central commit at line rate, p99", "cmd/serialine.BenchmarkLatency", "p99-ms", false, 50},
 }
 
 const module = "github.com/serialine/serialine/"
@@ -124,6 +137,23 @@ func main() {
 			verdict = "BELOW"
 		}
 		fmt.Printf("  %-62s %s / %s = %.2f (target >= %.2f: %s)\n", r.name, human(median(n)), human(median(d)), q, r.min, verdict)
+	}
+	fmt.Println("\ntargets:")
+	for _, tg := range targets {
+		v, ok := results[tg.bench][tg.metric]
+		if !ok {
+			continue
+		}
+		m := median(v)
+		meets, op := m >= tg.value, ">="
+		if !tg.atLeast {
+			meets, op = m <= tg.value, "<="
+		}
+		verdict := "meets"
+		if !meets {
+			verdict = "MISSES"
+		}
+		fmt.Printf("  %-62s %s %s (target %s %s: %s)\n", tg.name, human(m), tg.metric, op, human(tg.value), verdict)
 	}
 }
 
