@@ -57,7 +57,14 @@ func Verify(ctx context.Context, st Store, edge string, report func(ChainReport)
 			return out, err
 		}
 		for i, ep := range epochs {
-			rep, last, err := verifyChain(ctx, st, id, ep, Ring(keys))
+			// The newest epoch is verified up to the head read above:
+			// records a running central stores meanwhile are not part of
+			// this snapshot.
+			upTo := uint64(0)
+			if i == len(epochs)-1 && hasHead && head.Epoch == ep {
+				upTo = head.Seq
+			}
+			rep, last, err := verifyChain(ctx, st, id, ep, Ring(keys), upTo)
 			if err != nil {
 				return out, err
 			}
@@ -76,7 +83,7 @@ func Verify(ctx context.Context, st Store, edge string, report func(ChainReport)
 
 const verifyPage = 5000
 
-func verifyChain(ctx context.Context, st Store, edge string, epoch uint32, ring record.KeyRing) (ChainReport, record.Head, error) {
+func verifyChain(ctx context.Context, st Store, edge string, epoch uint32, ring record.KeyRing, upTo uint64) (ChainReport, record.Head, error) {
 	rep := ChainReport{Edge: edge, Epoch: epoch}
 	v := record.NewRingVerifier(ring, record.Head{Epoch: epoch}, true)
 	// The records since the last good checkpoint, and the verifier's state
@@ -95,6 +102,14 @@ func verifyChain(ctx context.Context, st Store, edge string, epoch uint32, ring 
 		}
 		if len(page) == 0 {
 			break
+		}
+		if upTo > 0 {
+			for len(page) > 0 && page[len(page)-1].Record.Seq > upTo {
+				page = page[:len(page)-1]
+			}
+			if len(page) == 0 {
+				break
+			}
 		}
 		for i := range page {
 			s := &page[i]
@@ -137,6 +152,9 @@ func verifyChain(ctx context.Context, st Store, edge string, epoch uint32, ring 
 			}
 		}
 		from = page[len(page)-1].Record.Seq + 1
+		if upTo > 0 && from > upTo {
+			break
+		}
 	}
 	if n, first := v.Unsigned(); n > 0 {
 		return fail(&record.ChainError{Edge: edge, Epoch: epoch, Seq: first, Err: record.ErrSignature,
