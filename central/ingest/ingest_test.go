@@ -508,3 +508,43 @@ func TestProcessBatchShuffled(t *testing.T) {
 		t.Fatalf("pending %d quarantined %+v", f.in.Pending(), f.quarantined())
 	}
 }
+
+// Any payload on an enrolled edge's topic is stored only if it is a valid
+// continuation of the chain; nothing panics, and what is not stored is
+// quarantined or waits.
+func FuzzProcess(f *testing.F) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(f.TempDir(), "c.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	c := storetest.NewChain("edge-f", 1, 1)
+	st.EnrollEdge(context.Background(), store.Edge{ID: "edge-f", PublicKey: c.Pub(), EnrolledBy: "fuzz"})
+	in := New(Options{Store: st, Client: &fakeClient{}, Log: zerolog.Nop()})
+	f.Add(env(c.Next(record.KindEdgeStarted, 1, record.KindUnitVerified, record.UnitVerified{Serial: "1"})))
+	f.Add(env(c.Next(record.KindKeyRotated, record.KeyRotated{Old: "x", New: "y"})))
+	f.Add([]byte("SLE1\x01\x00\x00"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		before, _, _ := st.Head(context.Background(), "edge-f")
+		if err := in.Process(context.Background(), "edge-f", payload); err != nil {
+			t.Fatal(err)
+		}
+		after, _, _ := st.Head(context.Background(), "edge-f")
+		if after.Seq < before.Seq {
+			t.Fatalf("head went back from %d to %d", before.Seq, after.Seq)
+		}
+		if after != before {
+			stored, err := st.Records(context.Background(), "edge-f", after.Epoch, 1, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := make([]record.Record, len(stored))
+			for i := range stored {
+				recs[i] = stored[i].Record
+			}
+			if _, err := record.VerifyRun(c.Pub(), record.Head{}, recs); err != nil {
+				t.Fatalf("stored chain does not verify: %v", err)
+			}
+		}
+	})
+}

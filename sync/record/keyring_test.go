@@ -101,3 +101,21 @@ func TestKeyRotatedMustBeSigned(t *testing.T) {
 		t.Fatalf("unsigned key.rotated: %v", err)
 	}
 }
+
+// A key.rotated body is data from an edge: any bytes, correctly chained
+// and signed, either announce a key or fail as malformed, never panic.
+func FuzzKeyRotated(f *testing.F) {
+	old, new := seededKey(1), seededKey(2)
+	good, _ := json.Marshal(KeyRotated{Old: EncodePublicKey(pubOf(old)), New: EncodePublicKey(pubOf(new))})
+	f.Add(good)
+	f.Add([]byte(`{"old_public_key":"","new_public_key":"AAAA"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := Record{Edge: "e", Epoch: 1, Seq: 1, Kind: KindKeyRotated, Time: time.Unix(1, 0).UTC(), Body: body}
+		r.Sig = SignHash(old, r.Hash())
+		_, err := VerifyRun(pubOf(old), Head{}, []Record{r})
+		if _, _, perr := ParseKeyRotated(&r); (perr == nil) != (err == nil) && !errors.Is(err, ErrSignature) {
+			t.Fatalf("parse %v, verify %v", perr, err)
+		}
+	})
+}
