@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/serialine/serialine/central/store"
@@ -392,6 +393,29 @@ func TestQuarantineRaisesAlert(t *testing.T) {
 	f.process(env(other.Next(record.KindEdgeStarted, 1)))
 	if len(rec.alerts) != 1 {
 		t.Fatalf("alerts %+v", rec.alerts)
+	}
+	// Counted in the Prometheus metrics by reason.
+	reg := prometheus.NewRegistry()
+	if err := f.in.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "serialine_ingest_quarantined_reason_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == ReasonBadSignature && m.GetCounter().GetValue() == 1 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Fatal("serialine_ingest_quarantined_reason_total{reason=\"bad_signature\"} is not 1")
 	}
 	a := rec.alerts[0]
 	if a.Severity != store.SeverityCritical || a.Code != "quarantine" || a.Key != "quarantine:edge-1" || a.Edge != "edge-1" || a.Ref != "edge-1/5/1" || !strings.Contains(a.Message, "bad signature") {
