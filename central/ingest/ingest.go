@@ -151,7 +151,8 @@ type edgeState struct {
 	mu         sync.Mutex
 	pending    map[record.Head][]record.Record // keyed by (epoch, first seq)
 	bytes      int
-	gapSince   time.Time
+	gapSince   time.Time   // since when the head has not moved while envelopes wait
+	progress   record.Head // the head when gapSince was set
 	lastReplay time.Time
 }
 
@@ -601,7 +602,9 @@ func (in *Ingest) drain(ctx context.Context, edge string, es *edgeState) error {
 
 // Tick re-examines edges with envelopes waiting beyond a gap: it reloads
 // the head (another instance may have filled the gap) and asks the edge for
-// a replay of the missing range when the gap stayed open for ReplayAfter.
+// a replay of the missing range when the head has not moved for
+// ReplayAfter while envelopes wait (a gap that fills, as during a backlog
+// drain with live records waiting, needs no replay).
 // Run calls it every 25 ms.
 func (in *Ingest) Tick(ctx context.Context) {
 	in.mu.Lock()
@@ -620,8 +623,12 @@ func (in *Ingest) Tick(ctx context.Context) {
 			}
 		}
 		now := in.opt.Now()
+		head, err := in.head(ctx, edge)
+		if err == nil && head != es.progress {
+			// The gap is filling (a backlog drains): no replay needed yet.
+			es.progress, es.gapSince = head, now
+		}
 		if len(es.pending) > 0 && now.Sub(es.gapSince) >= in.opt.ReplayAfter && now.Sub(es.lastReplay) >= in.opt.ReplayAfter {
-			head, err := in.head(ctx, edge)
 			if err == nil {
 				first := record.Head{}
 				for k := range es.pending {

@@ -572,3 +572,27 @@ func FuzzProcess(f *testing.F) {
 		}
 	})
 }
+
+// While the gap before a waiting envelope fills (a backlog drains with
+// live records waiting), central asks for no replay.
+func TestFillingGapNeedsNoReplay(t *testing.T) {
+	f := setup(t)
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	f.in.opt.Now = func() time.Time { return now }
+	var envs [][]byte
+	for i := 0; i < 8; i++ {
+		envs = append(envs, env(f.chain.Next(record.KindEdgeStarted, i)))
+	}
+	f.process(envs[7]) // live, ahead of the backlog
+	for i := 0; i < 7; i++ {
+		now = now.Add(f.in.opt.ReplayAfter * 6 / 10)
+		f.in.Tick(context.Background())
+		f.process(envs[i])
+	}
+	if f.client.last("replay") != nil {
+		t.Fatal("replay requested while the gap was filling")
+	}
+	if f.count() != 8 || f.in.Pending() != 0 {
+		t.Fatalf("stored %d, pending %d", f.count(), f.in.Pending())
+	}
+}

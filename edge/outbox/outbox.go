@@ -15,7 +15,10 @@
 //
 // Central stores strictly in sequence: live envelopes that arrive before
 // the backlog reaches them wait in central's buffer and are stored and
-// acknowledged when the gap before them is filled. When the backlog cursor
+// acknowledged when the gap before them is filled. The backlog cursor also
+// passes over what the live cursor sent (central skips those records as
+// duplicates), so a live envelope that central could not keep (its buffer
+// full, or central restarted) is never lost; when the backlog cursor
 // reaches the live one they merge. If no acknowledgement progress is seen
 // for ResendAfter, sending restarts from the first unacknowledged record;
 // central drops what it already holds. Central asks for a replay when a gap
