@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // driver "sqlite"
@@ -370,19 +371,9 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 	if !store.Continues(cur, ok, after) {
 		return fmt.Errorf("edge %s: stored head %d/%d, caller expected %d/%d: %w", edge, cur.Epoch, cur.Seq, after.Epoch, after.Seq, store.ErrConflict)
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO records (edge, epoch, seq, kind, rec_time, hash, canonical, sig, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
+	if err := insertRecords(ctx, tx, edge, recs); err != nil {
 		return err
 	}
-	now := time.Now().UnixNano()
-	for i := range recs {
-		r := &recs[i].Record
-		if _, err := stmt.ExecContext(ctx, edge, r.Epoch, r.Seq, string(r.Kind), r.Time.UnixNano(), recs[i].Hash[:], r.Canonical(), r.Sig, now); err != nil {
-			stmt.Close()
-			return fmt.Errorf("edge %s seq %d: %w", edge, r.Seq, err)
-		}
-	}
-	stmt.Close()
 	last := recs[len(recs)-1]
 	n := int64(len(recs))
 	if ok && cur.Epoch == last.Record.Epoch {
@@ -407,6 +398,56 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 		}
 	}
 	return tx.Commit()
+}
+
+// insertRow is one row of the multi-row record INSERT (records per statement).
+const insertRow = 100
+
+// insertRecords inserts records in multi-row statements (one round trip
+// through the driver per 100 records instead of per record).
+func insertRecords(ctx context.Context, tx *sql.Tx, edge string, recs []store.Stored) error {
+	now := time.Now().UnixNano()
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	for start := 0; start < len(recs); start += insertRow {
+		chunk := recs[start:min(start+insertRow, len(recs))]
+		args := make([]any, 0, 9*len(chunk))
+		for i := range chunk {
+			r := &chunk[i].Record
+			args = append(args, edge, r.Epoch, r.Seq, string(r.Kind), r.Time.UnixNano(), chunk[i].Hash[:], r.Canonical(), r.Sig, now)
+		}
+		var err error
+		if len(chunk) == insertRow {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, insertSQL(insertRow)); err != nil {
+					return err
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insertSQL(len(chunk)), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("edge %s seq %d..%d: %w", edge, chunk[0].Record.Seq, chunk[len(chunk)-1].Record.Seq, err)
+		}
+	}
+	return nil
+}
+
+func insertSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO records (edge, epoch, seq, kind, rec_time, hash, canonical, sig, stored_at) VALUES `)
+	for i := 0; i < rows; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
 }
 
 func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
