@@ -177,7 +177,7 @@ func StartMosquitto(t testing.TB, opt MosquittoOptions) *Mosquitto {
 	m := &Mosquitto{Dir: t.TempDir(), t: t}
 	var conf strings.Builder
 	m.Port = FreePort(t)
-	fmt.Fprintf(&conf, "user %s\nper_listener_settings false\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 0\nmax_inflight_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\n", processUser())
+	fmt.Fprintf(&conf, "user %s\nper_listener_settings false\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 0\nmax_inflight_messages 0\nmax_packet_size 4259840\nlog_dest stderr\nlog_type error\nlog_type warning\n", processUser())
 	if len(opt.Users) > 0 {
 		pw := filepath.Join(m.Dir, "passwd")
 		if err := os.WriteFile(pw, nil, 0o600); err != nil {
