@@ -451,6 +451,13 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 		}
 		return br.Close()
 	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01") && !errors.Is(err, store.ErrConflict) {
+		// A serialization failure or deadlock (distributed PostgreSQL-
+		// compatible databases report concurrent writers this way):
+		// nothing was written; the caller reloads the head and retries.
+		return fmt.Errorf("edge %s: %w (%s)", edge, store.ErrConflict, pe.Message)
+	}
 	return err
 }
 
