@@ -7,7 +7,7 @@ BENCHTIME ?= 1s
 export SERIALINE_REQUIRE_PG       ?= 1
 export SERIALINE_REQUIRE_MOSQUITTO ?= 1
 
-.PHONY: all build test test-short fuzz bench demo test-soak vet clean
+.PHONY: all build test test-short fuzz bench demo test-soak ci vet clean
 
 all: build
 
@@ -47,8 +47,14 @@ bench:
 demo: build
 	$(BIN)/serialine demo
 
+# Fault suites (testdata/soak/sync: store-and-forward under SIGKILL and cut
+# links; testdata/soak/edge: the line engine). Bounded; longer runs:
+# SERIALINE_SOAK_CYCLES=500 make test-soak.
 test-soak:
 	$(GO) test -race -run 'Soak' -timeout 10m -tags soak ./testdata/soak/...
+
+# What CI runs (.ci/run): the tests, then the fault suites.
+ci: test test-soak
 
 clean:
 	rm -rf $(BIN)

@@ -25,6 +25,7 @@ import (
 	"github.com/serialine/serialine/central/auth"
 	"github.com/serialine/serialine/central/broker"
 	"github.com/serialine/serialine/central/config"
+	"github.com/serialine/serialine/central/enroll"
 	"github.com/serialine/serialine/central/equipment"
 	"github.com/serialine/serialine/central/ingest"
 	"github.com/serialine/serialine/central/journal"
@@ -50,6 +51,8 @@ type App struct {
 	// Equipment raises the equipment alerts (reportable downtime,
 	// calibration); notify.go.
 	Equipment *equipment.Watcher
+	// Enroll enrolls edges and rotates their keys (admin API).
+	Enroll *enroll.Service
 	// Metrics is the Prometheus registry served at /metrics.
 	Metrics *prometheus.Registry
 	web     *web.Server
@@ -129,6 +132,13 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, 
 		if err != nil {
 			return nil, fmt.Errorf("edge %s: %w", e.ID, err)
 		}
+		if _, err := a.Store.Edge(ctx, e.ID); err == nil {
+			continue // enrolled before: keys change by rotation, not by editing the config
+		}
+		// An enrollment by configuration is recorded like one by an admin.
+		if _, err := a.Journal.Action(ctx, record.UserAction{User: "config", Action: "edge.enrolled", Target: e.ID, New: e.PublicKey, Reason: "listed in " + cfg.File}); err != nil {
+			return nil, fmt.Errorf("enroll edge %s: %w", e.ID, err)
+		}
 		if err := a.Store.EnrollEdge(ctx, store.Edge{ID: e.ID, PublicKey: pub, EnrolledBy: "config:" + cfg.File}); err != nil {
 			return nil, fmt.Errorf("enroll edge %s: %w", e.ID, err)
 		}
@@ -146,7 +156,8 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, 
 		if password == "" {
 			password = auth.GeneratePassword()
 		}
-		a.Broker, err = broker.New(broker.Options{Listen: cfg.MQTT.Listen, CentralUser: cfg.MQTT.Username, CentralPassword: password, Log: log})
+		a.Broker, err = broker.New(broker.Options{Listen: cfg.MQTT.Listen, CentralUser: cfg.MQTT.Username, CentralPassword: password, Log: log,
+			TLSListen: cfg.MQTT.ListenTLS, TLSCertFile: cfg.MQTT.TLSCertFile, TLSKeyFile: cfg.MQTT.TLSKeyFile, ClientCAFile: cfg.MQTT.ClientCAFile})
 		if err != nil {
 			return nil, err
 		}
@@ -168,8 +179,9 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, 
 	if err := a.Ingest.Register(a.Metrics); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	a.Enroll = &enroll.Service{Store: a.Store, Journal: a.Journal, Changed: a.Ingest.ForgetKey}
 	a.web, err = web.New(web.Options{Listen: cfg.HTTP, Store: a.Store, Users: a.Users, Log: log, Ready: a.Ready,
-		Metrics: promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{})})
+		Metrics: promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}), Routes: a.Enroll.Routes()})
 	if err != nil {
 		return nil, fmt.Errorf("http %s: %w", cfg.HTTP, err)
 	}

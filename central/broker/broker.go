@@ -5,15 +5,24 @@
 // Access is deny-all except: central's own user (everything), and each edge
 // with its own credentials, which may publish only to its own records and
 // status topics and subscribe only to its own ack and replay topics.
+//
+// Besides the plain TCP listener, an optional TLS listener serves TLS 1.2+
+// with the given server certificate; with a client CA it requires a client
+// certificate signed by that CA and takes the certificate's common name as
+// the client's identity (an edge id, or central's user name): such a client
+// needs no password, and may not claim another user name.
 package broker
 
 import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 
@@ -31,13 +40,19 @@ type Options struct {
 	CentralUser     string
 	CentralPassword string
 	Log             zerolog.Logger
+	// TLSListen, if set, adds a TLS listener with TLSCertFile/TLSKeyFile.
+	TLSListen, TLSCertFile, TLSKeyFile string
+	// ClientCAFile, if set, makes the TLS listener require client
+	// certificates signed by this CA (identity: the common name).
+	ClientCAFile string
 }
 
 // Broker is the embedded broker.
 type Broker struct {
-	srv  *mqtt.Server
-	opt  Options
-	addr string
+	srv     *mqtt.Server
+	opt     Options
+	addr    string
+	tlsAddr string
 
 	mu    sync.RWMutex
 	edges map[string][]byte // edge id -> password
@@ -67,16 +82,60 @@ func New(opt Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: listen %s: %w", opt.Listen, err)
 	}
 	b.addr = tcp.Address()
+	if opt.TLSListen != "" {
+		tc, err := serverTLS(opt)
+		if err != nil {
+			return nil, err
+		}
+		tl := listeners.NewTCP(listeners.Config{ID: "tls", Address: opt.TLSListen, TLSConfig: tc})
+		if err := srv.AddListener(tl); err != nil {
+			return nil, fmt.Errorf("broker: listen %s: %w", opt.TLSListen, err)
+		}
+		b.tlsAddr = tl.Address()
+	}
 	return b, nil
+}
+
+func serverTLS(opt Options) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(opt.TLSCertFile, opt.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("broker: TLS certificate: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if opt.ClientCAFile != "" {
+		pem, err := os.ReadFile(opt.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker: client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("broker: client CA %s: no PEM certificate", opt.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
 
 // Addr is the bound listen address.
 func (b *Broker) Addr() string { return b.addr }
 
+// TLSAddr is the bound TLS listen address ("" without TLS).
+func (b *Broker) TLSAddr() string { return b.tlsAddr }
+
+// TLSURL is the TLS listener's URL ("" without TLS).
+func (b *Broker) TLSURL() string {
+	if b.tlsAddr == "" {
+		return ""
+	}
+	return "ssl://" + b.tlsAddr
+}
+
 // URL is the broker URL clients use.
 func (b *Broker) URL() string { return "tcp://" + b.addr }
 
-// SetEdge sets (or replaces) an edge's MQTT password.
+// SetEdge sets (or replaces) an edge's MQTT password. An empty password
+// admits the edge only with a client certificate (TLS listener).
 func (b *Broker) SetEdge(id, password string) {
 	b.mu.Lock()
 	b.edges[id] = []byte(password)
@@ -103,16 +162,46 @@ func (h *authHook) Provides(x byte) bool {
 	return x == mqtt.OnConnectAuthenticate || x == mqtt.OnACLCheck
 }
 
+// certIdentity returns the common name of a verified client certificate.
+func certIdentity(cl *mqtt.Client) (string, bool) {
+	tc, ok := cl.Net.Conn.(*tls.Conn)
+	if !ok {
+		return "", false
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return "", false
+	}
+	return st.PeerCertificates[0].Subject.CommonName, true
+}
+
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user, pass := pk.Connect.Username, pk.Connect.Password
 	b := h.b
+	if cn, ok := certIdentity(cl); ok {
+		// The certificate is the credential: the client is its common
+		// name, whatever user name it sent (it may send none or the same).
+		if len(user) > 0 && string(user) != cn {
+			b.opt.Log.Warn().Str("user", string(user)).Str("certificate", cn).Str("remote", cl.Net.Remote).Msg("mqtt login refused: user name differs from the certificate")
+			return false
+		}
+		b.mu.RLock()
+		_, known := b.edges[cn]
+		b.mu.RUnlock()
+		if cn != b.opt.CentralUser && !known {
+			b.opt.Log.Warn().Str("certificate", cn).Str("remote", cl.Net.Remote).Msg("mqtt login refused: certificate for an unknown edge")
+			return false
+		}
+		cl.Properties.Username = []byte(cn)
+		return true
+	}
 	if string(user) == b.opt.CentralUser {
 		return subtle.ConstantTimeCompare(pass, []byte(b.opt.CentralPassword)) == 1
 	}
 	b.mu.RLock()
 	want, ok := b.edges[string(user)]
 	b.mu.RUnlock()
-	if !ok || len(pass) == 0 || subtle.ConstantTimeCompare(pass, want) != 1 {
+	if !ok || len(pass) == 0 || len(want) == 0 || subtle.ConstantTimeCompare(pass, want) != 1 {
 		b.opt.Log.Warn().Str("user", string(user)).Str("remote", cl.Net.Remote).Msg("mqtt login refused")
 		return false
 	}

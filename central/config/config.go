@@ -42,6 +42,12 @@ type MQTT struct {
 	CertFile     string `yaml:"cert_file"`
 	KeyFile      string `yaml:"key_file"`
 	Share        string `yaml:"share"` // shared subscription group for scale-out
+	// Embedded broker TLS listener: server certificate, and a client CA
+	// to require client certificates (identity: the common name).
+	ListenTLS    string `yaml:"listen_tls"`
+	TLSCertFile  string `yaml:"tls_cert_file"`
+	TLSKeyFile   string `yaml:"tls_key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Edge is an edge enrolled by configuration.
@@ -111,6 +117,14 @@ func (c *Central) Validate() error {
 	if c.MQTT.Broker == "" {
 		if _, _, err := net.SplitHostPort(c.MQTT.Listen); err != nil {
 			add("mqtt.listen: %q is not host:port", c.MQTT.Listen)
+		}
+		if c.MQTT.ListenTLS != "" {
+			if _, _, err := net.SplitHostPort(c.MQTT.ListenTLS); err != nil {
+				add("mqtt.listen_tls: %q is not host:port", c.MQTT.ListenTLS)
+			}
+			if c.MQTT.TLSCertFile == "" || c.MQTT.TLSKeyFile == "" {
+				add("mqtt.listen_tls: needs tls_cert_file and tls_key_file")
+			}
 		}
 	} else if !strings.Contains(c.MQTT.Broker, "://") {
 		add("mqtt.broker: %q: want tcp://host:port or ssl://host:port", c.MQTT.Broker)

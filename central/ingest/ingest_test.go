@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/serialine/serialine/central/store"
@@ -126,22 +129,75 @@ func TestStoreThenAck(t *testing.T) {
 
 func TestGapRequestsReplay(t *testing.T) {
 	f := setup(t)
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	f.in.opt.Now = func() time.Time { return now }
 	first := f.chain.Next(record.KindEdgeStarted, 1)
 	second := f.chain.Next(record.KindEdgeStarted, 2)
 	third := f.chain.Next(record.KindEdgeStarted, 3)
 	f.process(env(first))
 	f.process(env(third)) // second was lost by the broker
-	if f.count() != 1 {
-		t.Fatalf("stored %d across a gap", f.count())
+	if f.count() != 1 || f.in.Pending() != 1 {
+		t.Fatalf("stored %d across a gap, %d pending", f.count(), f.in.Pending())
 	}
+	// No replay request while the gap may still fill by itself.
+	f.in.Tick(context.Background())
+	if f.client.last("replay") != nil {
+		t.Fatal("replay requested before ReplayAfter")
+	}
+	now = now.Add(f.in.opt.ReplayAfter)
+	f.in.Tick(context.Background())
 	var rp wire.Replay
-	if err := json.Unmarshal(f.client.last("replay"), &rp); err != nil || rp.From != 2 || rp.Epoch != 5 {
+	if err := json.Unmarshal(f.client.last("replay"), &rp); err != nil || rp.From != 2 || rp.To != 2 || rp.Epoch != 5 {
 		t.Fatalf("replay %+v %v", rp, err)
 	}
+	// The replayed record fills the gap; the waiting envelope follows it.
 	f.process(env(second))
-	f.process(env(third))
-	if f.count() != 3 {
-		t.Fatalf("after replay %d", f.count())
+	if f.count() != 3 || f.in.Pending() != 0 {
+		t.Fatalf("after replay %d stored, %d pending", f.count(), f.in.Pending())
+	}
+	var ack wire.Ack
+	json.Unmarshal(f.client.last("ack"), &ack)
+	if ack.Seq != 3 {
+		t.Fatalf("ack %+v", ack)
+	}
+}
+
+// Envelopes arriving in any order (live records interleaved with a backlog,
+// a broker re-delivering out of order) are stored strictly in seq order,
+// and nothing is acknowledged beyond the first gap.
+func TestOutOfOrderStoredInOrder(t *testing.T) {
+	f := setup(t)
+	var envs [][]byte
+	for i := 0; i < 12; i++ {
+		envs = append(envs, env(f.chain.Next(record.KindEdgeStarted, i, record.KindEdgeStarted, i)))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := rng.Perm(len(envs))
+	maxAck := uint64(0)
+	for _, i := range order {
+		f.client.out = nil
+		f.process(envs[i])
+		if a := f.client.last("ack"); a != nil {
+			var ack wire.Ack
+			json.Unmarshal(a, &ack)
+			if ack.Seq < maxAck {
+				t.Fatalf("ack went back from %d to %d", maxAck, ack.Seq)
+			}
+			maxAck = ack.Seq
+		}
+		n := uint64(f.count())
+		if maxAck > n {
+			t.Fatalf("acknowledged %d with %d stored", maxAck, n)
+		}
+		got, _ := f.st.Records(context.Background(), "edge-1", 5, 1, 100)
+		for j, r := range got {
+			if r.Record.Seq != uint64(j+1) {
+				t.Fatalf("stored out of order or with a gap: position %d holds seq %d", j, r.Record.Seq)
+			}
+		}
+	}
+	if f.count() != 24 || maxAck != 24 || f.in.Pending() != 0 || len(f.quarantined()) != 0 {
+		t.Fatalf("stored %d, acked %d, pending %d, quarantined %d", f.count(), maxAck, f.in.Pending(), len(f.quarantined()))
 	}
 }
 
@@ -150,18 +206,28 @@ func TestRejectedAndQuarantined(t *testing.T) {
 	cases := map[string]struct {
 		payload func(f *fixture) []byte
 		reason  string
+		code    string
 	}{
-		"forged signature": {func(f *fixture) []byte { return env(other.Next(record.KindEdgeStarted, 1)) }, "bad signature"},
+		"forged signature": {func(f *fixture) []byte { return env(other.Next(record.KindEdgeStarted, 1)) }, "bad signature", ReasonBadSignature},
 		"altered byte": {func(f *fixture) []byte {
 			recs := f.chain.Next(record.KindEdgeStarted, 1, record.KindEdgeStarted, 2)
 			recs[0].Record.Body = []byte(`{"x":2}`)
 			return env(recs)
-		}, "hash chain broken"},
+		}, "hash chain broken", ReasonBrokenChain},
 		"unknown edge": {func(f *fixture) []byte {
 			return env(storetest.NewChain("edge-9", 1, 3).Next(record.KindEdgeStarted, 1))
-		}, "claims edge"},
-		"malformed": {func(f *fixture) []byte { return []byte("SLE1\x01garbage") }, "malformed envelope"},
-		"oversized": {func(f *fixture) []byte { return make([]byte, wire.MaxEnvelope+1) }, "exceeds"},
+		}, "claims edge", ReasonWrongEdge},
+		"malformed": {func(f *fixture) []byte { return []byte("SLE1\x01garbage") }, "malformed envelope", ReasonMalformedEnvelope},
+		"oversized": {func(f *fixture) []byte { return make([]byte, wire.MaxEnvelope+1) }, "exceeds", ReasonMalformedEnvelope},
+		"not json":  {func(f *fixture) []byte { return []byte("SLE1\x01\x05hello\x00") }, "malformed envelope", ReasonMalformedEnvelope},
+		"empty":     {func(f *fixture) []byte { return nil }, "malformed envelope", ReasonMalformedEnvelope},
+		"unsigned key.rotated": {func(f *fixture) []byte {
+			recs := f.chain.Next(record.KindKeyRotated, record.KeyRotated{Old: record.EncodePublicKey(f.chain.Pub()), New: record.EncodePublicKey(other.Pub())}, record.KindEdgeStarted, 2)
+			return env(recs)
+		}, "not signed", ReasonBadSignature},
+		"rotation to a key not enrolled": {func(f *fixture) []byte {
+			return env(f.chain.Next(record.KindKeyRotated, record.KeyRotated{Old: record.EncodePublicKey(f.chain.Pub()), New: record.EncodePublicKey(other.Pub())}))
+		}, "not enrolled", ReasonBadSignature},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -171,10 +237,83 @@ func TestRejectedAndQuarantined(t *testing.T) {
 			if f.count() != 0 || len(q) == 0 || !strings.Contains(q[0].Reason, tc.reason) {
 				t.Fatalf("stored %d, quarantine %+v, want reason %q", f.count(), q, tc.reason)
 			}
+			if f.in.Stats.Quarantines(tc.code) == 0 {
+				t.Fatalf("not counted under %s", tc.code)
+			}
 			if f.client.last("ack") != nil {
 				t.Fatal("acknowledged a rejected envelope")
 			}
 		})
+	}
+}
+
+// A signed, well-chained record whose body does not decode for its kind is
+// quarantined (not stored as valid); the valid records before it are
+// stored, nothing after it is acknowledged, so the edge keeps them.
+func TestMalformedBodyQuarantined(t *testing.T) {
+	f := setup(t)
+	good := f.chain.Next(record.KindEdgeStarted, 1)
+	bad := f.chain.Next(record.KindUnitVerified, "not an object", record.KindEdgeStarted, 3)
+	f.process(env(append(good, bad...)))
+	if f.count() != 1 {
+		t.Fatalf("stored %d, want the 1 good record", f.count())
+	}
+	q := f.quarantined()
+	if len(q) != 2 || q[0].Seq != 2 || !strings.Contains(q[0].Reason, "unit.verified body does not decode") || q[1].Seq != 3 {
+		t.Fatalf("quarantine %+v", q)
+	}
+	if f.in.Stats.Quarantines(ReasonMalformedBody) != 1 || f.in.Stats.Quarantines(ReasonFollowsBad) != 1 {
+		t.Fatal("not counted by reason")
+	}
+	var ack wire.Ack
+	json.Unmarshal(f.client.last("ack"), &ack)
+	if ack.Seq != 1 {
+		t.Fatalf("ack %+v", ack)
+	}
+	// The edge resends: no new quarantine rows, the repeat is counted.
+	f.process(env(bad))
+	if len(f.quarantined()) != 2 || f.in.Stats.Repeats.Load() != 2 {
+		t.Fatalf("resend: %d quarantined, %d repeats", len(f.quarantined()), f.in.Stats.Repeats.Load())
+	}
+}
+
+// Key rotation: the admin enrolls the new key with an overlap, the edge
+// announces the switch with a key.rotated record signed by the old key and
+// signs on with the new key. A record signed by the old key after the
+// announcement is refused; records signed by a key not (yet) enrolled wait
+// and are stored once it is.
+func TestKeyRotation(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	newKey := storetest.NewChain("edge-1", 5, 2).Key
+	newPub := newKey.Public().(ed25519.PublicKey)
+	f.process(env(f.chain.Next(record.KindEdgeStarted, 1)))
+	rotation := f.chain.Next(record.KindKeyRotated, record.KeyRotated{Old: record.EncodePublicKey(f.chain.Pub()), New: record.EncodePublicKey(newPub)})
+	f.chain.Key = newKey
+	after := f.chain.Next(record.KindEdgeStarted, 3)
+	// The new key is not enrolled yet: the announcement is refused, and
+	// central acknowledges nothing past seq 1.
+	f.process(env(rotation))
+	if f.count() != 1 {
+		t.Fatalf("stored %d before the new key was enrolled", f.count())
+	}
+	if err := f.st.RotateEdgeKey(ctx, store.EdgeKey{Edge: "edge-1", PublicKey: newPub, ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), EnrolledBy: "admin"}, 24*time.Hour*365); err != nil {
+		t.Fatal(err)
+	}
+	// Resent after enrollment: stored (the cached ring is refreshed).
+	f.process(env(rotation))
+	f.process(env(after))
+	if f.count() != 3 {
+		t.Fatalf("stored %d after enrollment, quarantine %+v", f.count(), f.quarantined())
+	}
+	// The old key, still inside its overlap window, signs nothing after
+	// the announcement.
+	f.chain.Key = storetest.NewChain("edge-1", 5, 1).Key
+	forged := f.chain.Next(record.KindEdgeStarted, 4)
+	f.process(env(forged))
+	q := f.quarantined()
+	if f.count() != 3 || len(q) == 0 || q[len(q)-1].Seq != 4 || !strings.Contains(q[len(q)-1].Reason, "bad signature") {
+		t.Fatalf("old key after rotation: count %d quarantine %+v", f.count(), q)
 	}
 }
 
@@ -255,8 +394,205 @@ func TestQuarantineRaisesAlert(t *testing.T) {
 	if len(rec.alerts) != 1 {
 		t.Fatalf("alerts %+v", rec.alerts)
 	}
+	// Counted in the Prometheus metrics by reason.
+	reg := prometheus.NewRegistry()
+	if err := f.in.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "serialine_ingest_quarantined_reason_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == ReasonBadSignature && m.GetCounter().GetValue() == 1 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Fatal("serialine_ingest_quarantined_reason_total{reason=\"bad_signature\"} is not 1")
+	}
 	a := rec.alerts[0]
 	if a.Severity != store.SeverityCritical || a.Code != "quarantine" || a.Key != "quarantine:edge-1" || a.Edge != "edge-1" || a.Ref != "edge-1/5/1" || !strings.Contains(a.Message, "bad signature") {
 		t.Fatalf("alert %+v", a)
+	}
+}
+
+type countingStore struct {
+	store.Store
+	appends int
+}
+
+func (c *countingStore) Append(ctx context.Context, edge string, after record.Head, recs []store.Stored) error {
+	c.appends++
+	return c.Store.Append(ctx, edge, after, recs)
+}
+
+// Envelopes that queued up are stored in one transaction with one ack; a
+// bad one in the middle is quarantined and what follows waits for the
+// gap, exactly as one at a time.
+func TestProcessBatch(t *testing.T) {
+	f := setup(t)
+	cs := &countingStore{Store: f.st}
+	f.in = New(Options{Store: cs, Client: f.client, Log: zerolog.Nop()})
+	var envs [][]byte
+	for i := 0; i < 10; i++ {
+		envs = append(envs, env(f.chain.Next(record.KindEdgeStarted, i, record.KindEdgeStarted, i)))
+	}
+	if err := f.in.ProcessBatch(context.Background(), "edge-1", envs[:6]); err != nil {
+		t.Fatal(err)
+	}
+	var acks int
+	for _, p := range f.client.out {
+		if strings.HasSuffix(p.topic, "/ack") {
+			acks++
+		}
+	}
+	if f.count() != 12 || cs.appends != 1 || acks != 1 {
+		t.Fatalf("stored %d in %d appends with %d acks", f.count(), cs.appends, acks)
+	}
+	// A redelivered envelope, a forged one, then the rest.
+	other := storetest.NewChain("edge-1", 5, 99)
+	forged := env(other.Next(record.KindEdgeStarted, 1))
+	batch := [][]byte{envs[5], envs[6], []byte("garbage"), envs[8], envs[9]}
+	if err := f.in.ProcessBatch(context.Background(), "edge-1", batch); err != nil {
+		t.Fatal(err)
+	}
+	// envs[7] is missing: 8 and 9 wait.
+	if f.count() != 14 || f.in.Pending() != 2 || len(f.quarantined()) != 1 {
+		t.Fatalf("after a batch with a gap: stored %d, pending %d, quarantined %+v", f.count(), f.in.Pending(), f.quarantined())
+	}
+	if err := f.in.ProcessBatch(context.Background(), "edge-1", [][]byte{forged, envs[7]}); err != nil {
+		t.Fatal(err)
+	}
+	if f.count() != 20 || f.in.Pending() != 0 {
+		t.Fatalf("after the gap filled: stored %d, pending %d, quarantine %+v", f.count(), f.in.Pending(), f.quarantined())
+	}
+	var ack wire.Ack
+	json.Unmarshal(f.client.last("ack"), &ack)
+	if ack.Seq != 20 {
+		t.Fatalf("ack %+v", ack)
+	}
+	got, _ := f.st.Records(context.Background(), "edge-1", 5, 1, 100)
+	for i, r := range got {
+		if r.Record.Seq != uint64(i+1) {
+			t.Fatalf("position %d holds seq %d", i, r.Record.Seq)
+		}
+	}
+}
+
+// Random batches of shuffled envelopes, with a new epoch in the middle:
+// everything is stored once, in order.
+func TestProcessBatchShuffled(t *testing.T) {
+	f := setup(t)
+	var envs [][]byte
+	for i := 0; i < 20; i++ {
+		envs = append(envs, env(f.chain.Next(record.KindEdgeStarted, i)))
+	}
+	next := storetest.NewChain("edge-1", 6, 1)
+	for i := 0; i < 10; i++ {
+		envs = append(envs, env(next.Next(record.KindEdgeStarted, i, record.KindEdgeStarted, i)))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	// Epoch 5 first (in shuffled batches), then epoch 6.
+	for _, part := range [][][]byte{envs[:20], envs[20:]} {
+		order := rng.Perm(len(part))
+		for len(order) > 0 {
+			n := min(1+rng.IntN(5), len(order))
+			var b [][]byte
+			for _, i := range order[:n] {
+				b = append(b, part[i])
+			}
+			order = order[n:]
+			if err := f.in.ProcessBatch(context.Background(), "edge-1", b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, ep := range []struct {
+		epoch uint32
+		n     int
+	}{{5, 20}, {6, 20}} {
+		got, _ := f.st.Records(context.Background(), "edge-1", ep.epoch, 1, 100)
+		if len(got) != ep.n {
+			t.Fatalf("epoch %d: %d records, want %d", ep.epoch, len(got), ep.n)
+		}
+		for i, r := range got {
+			if r.Record.Seq != uint64(i+1) {
+				t.Fatalf("epoch %d position %d holds seq %d", ep.epoch, i, r.Record.Seq)
+			}
+		}
+	}
+	if f.in.Pending() != 0 || len(f.quarantined()) != 0 {
+		t.Fatalf("pending %d quarantined %+v", f.in.Pending(), f.quarantined())
+	}
+}
+
+// Any payload on an enrolled edge's topic is stored only if it is a valid
+// continuation of the chain; nothing panics, and what is not stored is
+// quarantined or waits.
+func FuzzProcess(f *testing.F) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(f.TempDir(), "c.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	c := storetest.NewChain("edge-f", 1, 1)
+	st.EnrollEdge(context.Background(), store.Edge{ID: "edge-f", PublicKey: c.Pub(), EnrolledBy: "fuzz"})
+	in := New(Options{Store: st, Client: &fakeClient{}, Log: zerolog.Nop()})
+	f.Add(env(c.Next(record.KindEdgeStarted, 1, record.KindUnitVerified, record.UnitVerified{Serial: "1"})))
+	f.Add(env(c.Next(record.KindKeyRotated, record.KeyRotated{Old: "x", New: "y"})))
+	f.Add([]byte("SLE1\x01\x00\x00"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		before, _, _ := st.Head(context.Background(), "edge-f")
+		if err := in.Process(context.Background(), "edge-f", payload); err != nil {
+			t.Fatal(err)
+		}
+		after, _, _ := st.Head(context.Background(), "edge-f")
+		if after.Seq < before.Seq {
+			t.Fatalf("head went back from %d to %d", before.Seq, after.Seq)
+		}
+		if after != before {
+			stored, err := st.Records(context.Background(), "edge-f", after.Epoch, 1, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := make([]record.Record, len(stored))
+			for i := range stored {
+				recs[i] = stored[i].Record
+			}
+			if _, err := record.VerifyRun(c.Pub(), record.Head{}, recs); err != nil {
+				t.Fatalf("stored chain does not verify: %v", err)
+			}
+		}
+	})
+}
+
+// While the gap before a waiting envelope fills (a backlog drains with
+// live records waiting), central asks for no replay.
+func TestFillingGapNeedsNoReplay(t *testing.T) {
+	f := setup(t)
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	f.in.opt.Now = func() time.Time { return now }
+	var envs [][]byte
+	for i := 0; i < 8; i++ {
+		envs = append(envs, env(f.chain.Next(record.KindEdgeStarted, i)))
+	}
+	f.process(envs[7]) // live, ahead of the backlog
+	for i := 0; i < 7; i++ {
+		now = now.Add(f.in.opt.ReplayAfter * 6 / 10)
+		f.in.Tick(context.Background())
+		f.process(envs[i])
+	}
+	if f.client.last("replay") != nil {
+		t.Fatal("replay requested while the gap was filling")
+	}
+	if f.count() != 8 || f.in.Pending() != 0 {
+		t.Fatalf("stored %d, pending %d", f.count(), f.in.Pending())
 	}
 }

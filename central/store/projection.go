@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,8 @@ type Op struct {
 	Children            []string
 	Count               int
 	Partial             bool
+
+	PublicKey []byte // OpKeyRetired: the old key
 }
 
 // OpKind enumerates projection changes.
@@ -46,6 +49,9 @@ const (
 	OpUnpack // Children out of Parent
 	OpContainerClosed
 	OpContainerReopened
+	// OpKeyRetired closes an edge key's window at At (a key.rotated
+	// record: the old key signs nothing after it).
+	OpKeyRetired
 )
 
 // Counters are per-edge count changes of one Append.
@@ -55,7 +61,7 @@ type Counters struct {
 
 func decode(r *record.Record, v any) error {
 	if err := json.Unmarshal(r.Body, v); err != nil {
-		return fmt.Errorf("edge %s seq %d: %s body does not decode: %w", r.Edge, r.Seq, r.Kind, err)
+		return fmt.Errorf("%w: edge %s seq %d: %s body does not decode: %v", ErrBody, r.Edge, r.Seq, r.Kind, err)
 	}
 	return nil
 }
@@ -179,6 +185,14 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 				c.Cases++
 			}
 			ops = append(ops, op)
+		case record.KindKeyRotated:
+			old, _, err := record.ParseKeyRotated(r)
+			if err != nil {
+				return nil, c, fmt.Errorf("%w: edge %s seq %d: %v", ErrBody, r.Edge, r.Seq, err)
+			}
+			op := base
+			op.Kind, op.PublicKey, op.At = OpKeyRetired, old, RotationCloses(r.Time)
+			ops = append(ops, op)
 		case record.KindContainerReopened:
 			var b record.ContainerReopened
 			if err := decode(r, &b); err != nil {
@@ -195,6 +209,17 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 		}
 	}
 	return ops, c, nil
+}
+
+// ErrBody: a record's body does not decode for its kind (Append stores
+// nothing; the caller quarantines the record).
+var ErrBody = errors.New("malformed body")
+
+// CheckBody reports whether a record's body decodes for its kind (unknown
+// kinds always pass): the error names edge, seq and kind.
+func CheckBody(r *record.Record) error {
+	_, _, err := Project([]Stored{{Record: *r}})
+	return err
 }
 
 // SplitUnitID splits "(01)gtin(21)serial"; ok=false for container ids.

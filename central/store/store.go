@@ -100,6 +100,7 @@ type Store interface {
 	EnrollEdge(ctx context.Context, e Edge) error
 	Edge(ctx context.Context, id string) (Edge, error)
 	Edges(ctx context.Context) ([]Edge, error)
+	KeyStore
 
 	// Head returns the last stored record of the edge's newest epoch
 	// (ok=false when nothing is stored).

@@ -32,6 +32,9 @@ type Options struct {
 	Ready func() error
 	// Metrics serves /metrics (Prometheus text format), if set.
 	Metrics http.Handler
+	// Routes are further handlers (pattern -> handler) served behind the
+	// same login as the dashboard; the handler checks the user's role.
+	Routes map[string]func(http.ResponseWriter, *http.Request, auth.User)
 }
 
 // Server is the HTTP server.
@@ -77,6 +80,9 @@ func New(opt Options) (*Server, error) {
 	mux.Handle("GET /{$}", s.authed(s.dashboard))
 	mux.Handle("GET /api/v1/lines", s.authed(s.apiLines))
 	s.equipmentRoutes(mux)
+	for pattern, h := range opt.Routes {
+		mux.Handle(pattern, s.authed(h))
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

@@ -3,21 +3,33 @@
 //
 //	serialine-central --config configs/demo-central.yaml [--broker URL] [--db URL] [--http ADDR]
 //	serialine-central user add --config FILE --id ID --name "Printed Name" --role admin
-//	serialine-central enroll --config FILE --edge ID --key BASE64
+//	serialine-central enroll --config FILE --edge ID --key BASE64 --user ADMIN [--reason TEXT]
+//	serialine-central rotate-key --config FILE --edge ID --key BASE64 --user ADMIN [--from RFC3339] [--overlap 24h]
+//	serialine-central verify --config FILE [--edge ID]   re-verify every stored chain
 //	serialine-central export-records --config FILE --edge ID -o FILE   (verify offline with serialine verify)
+//
+// enroll and rotate-key are admin actions recorded in central's journal:
+// the admin's password is read from --password-file, $SERIALINE_PASSWORD
+// or the first line of standard input.
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/serialine/serialine/central/app"
 	"github.com/serialine/serialine/central/auth"
 	"github.com/serialine/serialine/central/config"
+	"github.com/serialine/serialine/central/enroll"
+	"github.com/serialine/serialine/central/journal"
 	"github.com/serialine/serialine/central/store"
 	"github.com/serialine/serialine/cmd/internal/cli"
 	"github.com/serialine/serialine/sync/record"
@@ -31,7 +43,11 @@ func main() {
 		case "user":
 			os.Exit(userCmd(os.Args[2:]))
 		case "enroll":
-			os.Exit(enrollCmd(os.Args[2:]))
+			os.Exit(enrollCmd(os.Args[2:], false))
+		case "rotate-key":
+			os.Exit(enrollCmd(os.Args[2:], true))
+		case "verify":
+			os.Exit(verifyCmd(os.Args[2:], os.Stdout, os.Stderr))
 		case "export-records":
 			os.Exit(exportCmd(os.Args[2:]))
 		case "version":
@@ -138,11 +154,19 @@ func userCmd(args []string) int {
 	return 0
 }
 
-func enrollCmd(args []string) int {
-	fs := flag.NewFlagSet("enroll", flag.ContinueOnError)
+func enrollCmd(args []string, rotate bool) int {
+	name := "enroll"
+	if rotate {
+		name = "rotate-key"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	edge := fs.String("edge", "", "edge id")
-	key := fs.String("key", "", "edge public key (base64, printed by `serialine-edge key`)")
-	by := fs.String("by", os.Getenv("USER"), "who enrolls (recorded)")
+	key := fs.String("key", "", "edge public key (base64, printed by `serialine-edge key` or `serialine-edge key rotate`)")
+	user := fs.String("user", "", "admin user id (recorded in the journal)")
+	pwFile := fs.String("password-file", "", "file holding the admin's password (else $SERIALINE_PASSWORD or standard input)")
+	reason := fs.String("reason", "", "why (recorded)")
+	from := fs.String("from", "", "rotate-key: new key valid from (RFC 3339; default now)")
+	overlap := fs.Duration("overlap", 24*time.Hour, "rotate-key: how long the old key stays valid after --from")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "serialine-central:", err)
@@ -153,9 +177,31 @@ func enrollCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "serialine-central:", err)
 		return 2
 	}
-	if err := store.ValidLineEdgeID(*edge); err != nil {
+	var validFrom time.Time
+	if *from != "" {
+		if validFrom, err = time.Parse(time.RFC3339, *from); err != nil {
+			fmt.Fprintln(os.Stderr, "serialine-central: --from:", err)
+			return 2
+		}
+	}
+	if *user == "" {
+		fmt.Fprintf(os.Stderr, "serialine-central %s: --user is required (an admin; the action is recorded)\n", name)
+		return 2
+	}
+	password, err := readPassword(*pwFile)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "serialine-central:", err)
 		return 2
+	}
+	users, err := auth.Open(cfg.DataDir + "/users.json")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serialine-central:", err)
+		return 1
+	}
+	u, err := users.Check(*user, password)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serialine-central:", err)
+		return 1
 	}
 	ctx := context.Background()
 	st, err := app.OpenStore(ctx, cfg.DB, cfg.DataDir)
@@ -164,11 +210,86 @@ func enrollCmd(args []string) int {
 		return 1
 	}
 	defer st.Close()
-	if err := st.EnrollEdge(ctx, store.Edge{ID: *edge, PublicKey: pub, EnrolledBy: *by}); err != nil {
+	// The command line writes its own journal chain (central.<id>.cli,
+	// same key as the instance) so it never forks a running instance's.
+	j, err := journal.Open(ctx, journal.Options{Store: st, KeyPath: app.KeyPath(cfg), Instance: cfg.ID + ".cli", Log: cli.Logger("warn", false)})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "serialine-central:", err)
 		return 1
 	}
-	fmt.Printf("edge %s enrolled\n", *edge)
+	svc := &enroll.Service{Store: st, Journal: j}
+	if rotate {
+		err = svc.Rotate(ctx, u, *edge, pub, validFrom, *overlap, *reason)
+	} else {
+		err = svc.Enroll(ctx, u, *edge, pub, *reason)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serialine-central:", err)
+		return 1
+	}
+	if rotate {
+		fmt.Printf("edge %s: new key enrolled; the old key stays valid for %s after the new key's start\n", *edge, *overlap)
+	} else {
+		fmt.Printf("edge %s enrolled\n", *edge)
+	}
+	fmt.Fprintln(os.Stderr, "running central instances load the new key when the first record signed by it arrives")
+	return 0
+}
+
+func readPassword(file string) (string, error) {
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(raw)), nil
+	}
+	if pw := os.Getenv("SERIALINE_PASSWORD"); pw != "" {
+		return pw, nil
+	}
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("no password: use --password-file, $SERIALINE_PASSWORD or standard input")
+	}
+	return strings.TrimSpace(line), nil
+}
+
+func verifyCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	edge := fs.String("edge", "", "verify this edge only (default: every edge and central's journals)")
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		fmt.Fprintln(stderr, "serialine-central:", err)
+		return 2
+	}
+	ctx := context.Background()
+	st, err := app.OpenStore(ctx, cfg.DB, cfg.DataDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "serialine-central:", err)
+		return 1
+	}
+	defer st.Close()
+	bad := 0
+	var total int64
+	reps, err := store.Verify(ctx, st, *edge, func(r store.ChainReport) {
+		if r.Err != nil {
+			bad++
+			fmt.Fprintf(stdout, "FAILED %s epoch %d after %d good records: %v\n", r.Edge, r.Epoch, r.Records, r.Err)
+			return
+		}
+		total += r.Records
+		fmt.Fprintf(stdout, "ok     %s epoch %d: %d records, chain and signatures verify\n", r.Edge, r.Epoch, r.Records)
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "serialine-central verify:", err)
+		return 1
+	}
+	if bad > 0 {
+		fmt.Fprintf(stdout, "%d of %d chains FAILED\n", bad, len(reps))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%d chains, %d records: all verify\n", len(reps), total)
 	return 0
 }
 

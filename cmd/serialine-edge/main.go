@@ -2,6 +2,10 @@
 //
 //	serialine-edge --config line.yaml        run the line
 //	serialine-edge key --config line.yaml    print the edge's public key (for enrollment at central)
+//	serialine-edge key rotate --config line.yaml
+//	    prepare the next key and print its public key: enroll it at central
+//	    (serialine-central rotate-key), then restart the edge; it announces
+//	    the switch in a key.rotated record signed by the old key
 //
 // A changed config file is applied only between batches: SIGHUP (or POST
 // /api/v1/config/reload) re-reads it; with no batch open the edge restarts
@@ -33,9 +37,12 @@ var version = "dev"
 
 func main() {
 	args := os.Args[1:]
-	keyOnly := false
+	keyOnly, rotate := false, false
 	if len(args) > 0 && args[0] == "key" {
 		keyOnly, args = true, args[1:]
+		if len(args) > 0 && args[0] == "rotate" {
+			rotate, args = true, args[1:]
+		}
 	}
 	if len(args) > 0 && args[0] == "version" {
 		fmt.Println(version)
@@ -57,6 +64,18 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if rotate {
+		pub, created, err := app.PrepareKeyRotation(cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "serialine-edge:", err)
+			os.Exit(1)
+		}
+		if created {
+			fmt.Fprintln(os.Stderr, "prepared", app.NextKeyPath(cfg), "- enroll this key at central, then restart the edge")
+		}
+		fmt.Println(record.EncodePublicKey(pub))
+		return
 	}
 	if keyOnly {
 		key, created, err := identity.LoadOrCreate(app.KeyPath(cfg))

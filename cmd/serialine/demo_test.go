@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 )
 
@@ -30,31 +27,6 @@ func requireService(t *testing.T, env, addr, what string) {
 		t.Fatalf("%s required (%s=1) but %s is unreachable: %v", what, env, addr, err)
 	}
 	t.Skipf("%s not reachable at %s", what, addr)
-}
-
-// pgSchema creates an empty schema in the test database for one test (so
-// tests never see each other's tables, nor a schema another build migrated)
-// and returns the database URL selecting it; the schema is dropped after.
-func pgSchema(t *testing.T) string {
-	t.Helper()
-	const base = "postgres://127.0.0.1:5432/test"
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("serialine_demo_%d", rand.Uint64()%1e12)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	return base + "?search_path=" + schema
 }
 
 // The issue's acceptance: `serialine demo --pallets 2 --summary-json s.json`

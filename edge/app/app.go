@@ -131,6 +131,9 @@ func New(opt Options) (_ *Edge, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := rotateKey(cfg, log); err != nil {
+		return nil, err
+	}
 	key, created, err := identity.LoadOrCreate(KeyPath(cfg))
 	if err != nil {
 		return nil, err
@@ -173,7 +176,9 @@ func New(opt Options) (_ *Edge, err error) {
 	if e.Equipment, err = equipment.New(equipment.Options{Config: cfg, Store: e.Store, Log: log}); err != nil {
 		return nil, err
 	}
-	e.Engine, err = line.New(line.Options{Config: cfg, ConfigBytes: raw, Pending: pending, Store: e.Store, Devices: devs, Log: log, Version: opt.Version, Now: opt.Now, Equipment: e.Equipment})
+	e.Engine, err = line.New(line.Options{Config: cfg, ConfigBytes: raw, Pending: pending, Store: e.Store, Devices: devs, Log: log, Version: opt.Version, Now: opt.Now, Equipment: e.Equipment,
+		// A full outbox holds the line (the outbox is built below, before Run).
+		Backpressure: func() (bool, string) { return e.Outbox.Backpressure() }})
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +215,7 @@ func New(opt Options) (_ *Edge, err error) {
 		Sync: func() (uint64, uint64) { return e.Store.Head().Seq, e.Store.Acked() }})
 	e.Outbox = outbox.New(outbox.Options{
 		Store: e.Store, Client: e.Client, Log: log, Envelope: cfg.Central.Envelope, ResendAfter: cfg.Central.ResendAfter.D(),
+		MaxBytes: cfg.Central.OutboxMaxBytes, MaxAge: cfg.Central.OutboxMaxAge.D(),
 		Status: e.wireStatus,
 	})
 	if cfg.OPCUA.Listen != "" {

@@ -28,6 +28,9 @@ func Defaults() Line {
 			Broker:      "tcp://127.0.0.1:1883",
 			Envelope:    500,
 			ResendAfter: Duration(3 * time.Second),
+			// Sized for days of a line's records without central.
+			OutboxMaxBytes: 1 << 30,
+			OutboxMaxAge:   Duration(72 * time.Hour),
 		},
 		Equipment: defaultEquipment(),
 	}

@@ -72,6 +72,11 @@ type Central struct {
 	KeyFile      string   `yaml:"key_file"`
 	Envelope     int      `yaml:"envelope_records"` // max records per MQTT message
 	ResendAfter  Duration `yaml:"resend_after"`     // resend unacknowledged records after
+	// Outbox limits: when the records central has not acknowledged reach
+	// either, the line is held with the outbox_full alarm (records are
+	// never dropped) until central acknowledges.
+	OutboxMaxBytes int64    `yaml:"outbox_max_bytes"` // default 1 GiB
+	OutboxMaxAge   Duration `yaml:"outbox_max_age"`   // age of the oldest unacknowledged record; default 72h
 }
 
 // Company holds GS1 identity used for SSCCs.

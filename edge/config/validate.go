@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/serialine/serialine/sync/gs1"
 )
@@ -133,6 +134,12 @@ func (v *validator) central() {
 	}
 	if c.ResendAfter <= 0 {
 		v.add("central.resend_after", "must be positive")
+	}
+	if c.OutboxMaxBytes < 1<<20 {
+		v.add("central.outbox_max_bytes", "%d: want at least 1 MiB (1048576)", c.OutboxMaxBytes)
+	}
+	if c.OutboxMaxAge < Duration(time.Minute) {
+		v.add("central.outbox_max_age", "%s: want at least 1m", time.Duration(c.OutboxMaxAge))
 	}
 }
 

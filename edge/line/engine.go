@@ -62,6 +62,9 @@ type Options struct {
 	Pending *config.Line
 	// Equipment, if set, is the equipment registry's hook (equipment.go).
 	Equipment Equipment
+	// Backpressure, if set, is asked before units are fed to the printer
+	// (see backpressure.go). It must be cheap and must not block.
+	Backpressure func() (hold bool, why string)
 }
 
 // Engine runs one packaging line.

@@ -19,6 +19,9 @@ import (
 // its label goes to the printer only after commit. Challenge units go first.
 func (e *Engine) fill(tx *store.Tx) (bool, error) {
 	b := e.b
+	if held, err := e.backpressure(tx); held || err != nil {
+		return held, err
+	}
 	if b == nil || b.State != BatchRunning || !e.devicesOK() {
 		return false, nil
 	}

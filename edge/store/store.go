@@ -423,11 +423,16 @@ func (db *DB) Ack(epoch uint32, seq uint64, hash record.Hash) error {
 		if rec.Hash() != hash {
 			return fmt.Errorf("ack for seq %d carries hash %s, ours is %s", seq, hash, rec.Hash())
 		}
+		// Collect the keys first, then delete them (deleting while
+		// stepping with Next skips keys in bbolt; re-seeking First after
+		// every delete walks the emptied pages again and again).
+		var keys [][]byte
 		c := lb.Cursor()
-		// Delete from the front; re-seek after each delete (deleting
-		// while stepping with Next skips keys in bbolt).
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.Next() {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			if err := lb.Delete(k); err != nil {
 				return err
 			}
 		}

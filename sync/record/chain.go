@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ChainError reports the first bad record of a set, exactly.
@@ -24,8 +25,12 @@ func (e *ChainError) Unwrap() error { return e.Err }
 // Verifier checks a run of records of one edge against its chain head.
 // Feed records in sequence order; call Finish when done.
 type Verifier struct {
-	Pub  ed25519.PublicKey
-	head Head
+	ring KeyRing
+	// enrolledOnly: a key.rotated record may only announce a key already
+	// in the ring (central: the new key must have been enrolled by an
+	// admin). Offline verification follows announcements instead.
+	enrolledOnly bool
+	head         Head
 	// unsigned counts records since the last verified signature: they are
 	// only authenticated once a later signed record verifies.
 	unsigned   uint64
@@ -37,8 +42,20 @@ type Verifier struct {
 
 // NewVerifier starts verification after the given head (zero head: from seq 1).
 func NewVerifier(pub ed25519.PublicKey, head Head) *Verifier {
-	return &Verifier{Pub: pub, head: head}
+	return &Verifier{ring: Ring(pub), head: head}
 }
+
+// NewRingVerifier verifies with an edge's key history: a signature must
+// verify with a key whose window covers the record's time. A key.rotated
+// record switches the chain to the announced key; with enrolledOnly the
+// announced key must be in the ring (central), otherwise it is trusted
+// because the old key signed the announcement (offline verification).
+func NewRingVerifier(ring KeyRing, head Head, enrolledOnly bool) *Verifier {
+	return &Verifier{ring: ring, head: head, enrolledOnly: enrolledOnly}
+}
+
+// Ring returns the keys that may sign the next records.
+func (v *Verifier) Ring() KeyRing { return v.ring }
 
 // Head returns the last accepted record's head.
 func (v *Verifier) Head() Head { return v.head }
@@ -78,11 +95,27 @@ func (v *Verifier) Add(r *Record) (Hash, error) {
 		return fail(ErrChain, "prev hash %s does not match hash %s of seq %d (this record or its predecessor was altered)", short(r.Prev), short(v.head.Hash), v.head.Seq)
 	}
 	h := r.Hash()
+	if r.Kind == KindKeyRotated && len(r.Sig) == 0 {
+		return fail(ErrSignature, "key.rotated record is not signed (it must be signed by the old key)")
+	}
 	if len(r.Sig) > 0 {
-		if !VerifySig(v.Pub, h, r.Sig) {
-			return fail(ErrSignature, "signature does not verify with the edge's key (record altered or signed by another key)")
+		if !v.ring.Verify(h, r.Time, r.Sig) {
+			return fail(ErrSignature, "signature does not verify with the edge's key valid at %s (record altered or signed by another key)", r.Time.UTC().Format(time.RFC3339))
 		}
 		v.unsigned = 0
+		if r.Kind == KindKeyRotated {
+			old, pub, err := ParseKeyRotated(r)
+			if err != nil {
+				return fail(ErrMalformed, "%v", err)
+			}
+			if !v.ring.Has(old) {
+				return fail(ErrSignature, "key.rotated names old key %s, which is not the chain's key", EncodePublicKey(old))
+			}
+			if v.enrolledOnly && !v.ring.Has(pub) {
+				return fail(ErrSignature, "key.rotated announces key %s, which is not enrolled for this edge", EncodePublicKey(pub))
+			}
+			v.ring = v.ring.rotate(pub, r.Time)
+		}
 	} else {
 		if v.unsigned == 0 {
 			v.firstUnsig = r.Seq
@@ -110,12 +143,17 @@ func short(h Hash) string { return h.String()[:12] }
 // the error for the first bad record (nil if all are good). Records after
 // the last signature are reported as not authenticated.
 func VerifyRun(pub ed25519.PublicKey, head Head, recs []Record) (int, error) {
-	v := NewVerifier(pub, head)
+	return VerifyRunRing(Ring(pub), head, recs, false)
+}
+
+// VerifyRunRing is VerifyRun with an edge's key history (see NewRingVerifier).
+func VerifyRunRing(ring KeyRing, head Head, recs []Record, enrolledOnly bool) (int, error) {
+	v := NewRingVerifier(ring, head, enrolledOnly)
 	lastCovered := 0
 	for i := range recs {
 		if _, err := v.Add(&recs[i]); err != nil {
 			var ce *ChainError
-			if errors.As(err, &ce) && !errors.Is(err, ErrSignature) && i > 0 && len(recs[i-1].Sig) == 0 && authentic(pub, recs, i) {
+			if errors.As(err, &ce) && !errors.Is(err, ErrSignature) && i > 0 && len(recs[i-1].Sig) == 0 && authentic(v.ring, recs, i) {
 				ce.Seq = recs[i].Seq - 1 // recs[i] is authentic: its seq is true
 				ce.Epoch = recs[i].Epoch
 				ce.Err = ErrChain
@@ -137,14 +175,14 @@ func VerifyRun(pub ed25519.PublicKey, head Head, recs []Record) (int, error) {
 
 // authentic reports whether recs[i] is covered by the next valid signature
 // through an intact chain.
-func authentic(pub ed25519.PublicKey, recs []Record, i int) bool {
+func authentic(ring KeyRing, recs []Record, i int) bool {
 	for j := i; j < len(recs); j++ {
 		h := recs[j].Hash()
 		if j+1 < len(recs) && len(recs[j].Sig) == 0 && recs[j+1].Prev != h {
 			return false
 		}
 		if len(recs[j].Sig) > 0 {
-			return VerifySig(pub, h, recs[j].Sig)
+			return ring.Verify(h, recs[j].Time, recs[j].Sig)
 		}
 	}
 	return false

@@ -96,7 +96,15 @@ CREATE INDEX alerts_at ON alerts(at);
 `,
 	// 4: equipment registry, downtime, calibration (equipment.go).
 	migrationEquipment,
-}
+	// 5: edge key history (rotation with an overlap), trace indexes.
+	`
+CREATE TABLE edge_keys (
+  edge TEXT NOT NULL, public_key BYTEA NOT NULL, valid_from TIMESTAMPTZ, valid_until TIMESTAMPTZ,
+  enrolled_by TEXT NOT NULL, enrolled_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (edge, public_key));
+INSERT INTO edge_keys (edge, public_key, enrolled_by, enrolled_at) SELECT id, public_key, enrolled_by, enrolled_at FROM edges;
+CREATE INDEX batches_gtin ON batches(gtin);
+CREATE INDEX units_gtin_lot ON units(gtin, lot);
+`}
 
 // Open connects (url may carry search_path and other runtime parameters)
 // and applies migrations.
@@ -224,11 +232,20 @@ func (s *Store) EnrollEdge(ctx context.Context, e store.Edge) error {
 	if e.EnrolledAt.IsZero() {
 		e.EnrolledAt = time.Now()
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO edges VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`, e.ID, []byte(e.PublicKey), e.EnrolledBy, e.EnrolledAt)
+	var inserted bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO edges VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`, e.ID, []byte(e.PublicKey), e.EnrolledBy, e.EnrolledAt)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		inserted = true
+		_, err = tx.Exec(ctx, `INSERT INTO edge_keys (edge, public_key, enrolled_by, enrolled_at) VALUES ($1, $2, $3, $4)`, e.ID, []byte(e.PublicKey), e.EnrolledBy, e.EnrolledAt)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if tag.RowsAffected() == 1 {
+	if inserted {
 		return nil
 	}
 	cur, err := s.Edge(ctx, e.ID)
@@ -239,6 +256,82 @@ func (s *Store) EnrollEdge(ctx context.Context, e store.Edge) error {
 		return fmt.Errorf("edge %s: %w with another key", e.ID, store.ErrExists)
 	}
 	return nil
+}
+
+func tsOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// RotateEdgeKey implements store.Store.
+func (s *Store) RotateEdgeKey(ctx context.Context, k store.EdgeKey, overlap time.Duration) error {
+	if k.EnrolledAt.IsZero() {
+		k.EnrolledAt = time.Now()
+	}
+	if k.ValidFrom.IsZero() {
+		k.ValidFrom = k.EnrolledAt
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var n int
+		// Lock the edge row: concurrent rotations of one edge serialise.
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM edges WHERE id = $1 FOR UPDATE) e`, k.Edge).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("edge %s: %w", k.Edge, store.ErrNotFound)
+		}
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM edge_keys WHERE edge = $1 AND public_key = $2`, k.Edge, k.PublicKey).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("edge %s: key %w", k.Edge, store.ErrExists)
+		}
+		end := k.ValidFrom.Add(overlap)
+		if _, err := tx.Exec(ctx, `UPDATE edge_keys SET valid_until = $1 WHERE edge = $2 AND (valid_until IS NULL OR valid_until > $1)`, end, k.Edge); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO edge_keys (edge, public_key, valid_from, valid_until, enrolled_by, enrolled_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			k.Edge, k.PublicKey, tsOrNil(k.ValidFrom), tsOrNil(k.ValidUntil), k.EnrolledBy, k.EnrolledAt); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE edges SET public_key = $1 WHERE id = $2`, k.PublicKey, k.Edge)
+		return err
+	})
+}
+
+// EdgeKeys implements store.Store.
+func (s *Store) EdgeKeys(ctx context.Context, edge string) ([]store.EdgeKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT edge, public_key, valid_from, valid_until, enrolled_by, enrolled_at FROM edge_keys WHERE edge = $1 ORDER BY valid_from NULLS FIRST, enrolled_at`, edge)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.EdgeKey, error) {
+		var k store.EdgeKey
+		var from, until *time.Time
+		err := r.Scan(&k.Edge, &k.PublicKey, &from, &until, &k.EnrolledBy, &k.EnrolledAt)
+		if from != nil {
+			k.ValidFrom = from.UTC()
+		}
+		if until != nil {
+			k.ValidUntil = until.UTC()
+		}
+		return k, err
+	})
+}
+
+// Epochs implements store.Store.
+func (s *Store) Epochs(ctx context.Context, edge string) ([]uint32, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT epoch FROM records WHERE edge = $1 ORDER BY epoch`, edge)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (uint32, error) {
+		var e int64
+		err := r.Scan(&e)
+		return uint32(e), err
+	})
 }
 
 // Edge implements store.Store.
@@ -365,6 +458,13 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 		}
 		return br.Close()
 	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01") && !errors.Is(err, store.ErrConflict) {
+		// A serialization failure or deadlock (distributed PostgreSQL-
+		// compatible databases report concurrent writers this way):
+		// nothing was written; the caller reloads the head and retries.
+		return fmt.Errorf("edge %s: %w (%s)", edge, store.ErrConflict, pe.Message)
+	}
 	return err
 }
 
@@ -420,6 +520,8 @@ func queueOps(b *pgx.Batch, ops []store.Op) {
 			b.Queue(`UPDATE containers SET closed = true, partial = $1, count = $2, closed_at = $3 WHERE sscc = $4 AND edge = $5`, op.Partial, op.Count, op.At, op.SSCC, op.Edge)
 		case store.OpContainerReopened:
 			b.Queue(`UPDATE containers SET closed = false, partial = false WHERE sscc = $1 AND edge = $2`, op.SSCC, op.Edge)
+		case store.OpKeyRetired:
+			b.Queue(`UPDATE edge_keys SET valid_until = $1 WHERE edge = $2 AND public_key = $3 AND (valid_until IS NULL OR valid_until > $1)`, op.At, op.Edge, op.PublicKey)
 		}
 	}
 }

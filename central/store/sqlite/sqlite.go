@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // driver "sqlite"
@@ -85,7 +86,15 @@ CREATE INDEX alerts_at ON alerts(at);
 `,
 	// 4: equipment registry, downtime, calibration (equipment.go).
 	migrationEquipment,
-}
+	// 5: edge key history (rotation with an overlap), trace indexes.
+	`
+CREATE TABLE edge_keys (
+  edge TEXT NOT NULL, public_key BLOB NOT NULL, valid_from INTEGER, valid_until INTEGER,
+  enrolled_by TEXT NOT NULL, enrolled_at TEXT NOT NULL, PRIMARY KEY (edge, public_key));
+INSERT INTO edge_keys (edge, public_key, enrolled_by, enrolled_at) SELECT id, public_key, enrolled_by, enrolled_at FROM edges;
+CREATE INDEX batches_gtin ON batches(gtin);
+CREATE INDEX units_gtin_lot ON units(gtin, lot);
+`}
 
 // Open opens or creates the database file and applies migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -188,7 +197,104 @@ func (s *Store) EnrollEdge(ctx context.Context, e store.Edge) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO edges VALUES (?, ?, ?, ?)`, e.ID, []byte(e.PublicKey), e.EnrolledBy, ts(e.EnrolledAt)); err != nil {
 		return err
 	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO edge_keys (edge, public_key, enrolled_by, enrolled_at) VALUES (?, ?, ?, ?)`, e.ID, []byte(e.PublicKey), e.EnrolledBy, ts(e.EnrolledAt)); err != nil {
+		return err
+	}
 	return tx.Commit()
+}
+
+func nanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+// RotateEdgeKey implements store.Store.
+func (s *Store) RotateEdgeKey(ctx context.Context, k store.EdgeKey, overlap time.Duration) error {
+	if k.EnrolledAt.IsZero() {
+		k.EnrolledAt = time.Now()
+	}
+	if k.ValidFrom.IsZero() {
+		k.ValidFrom = k.EnrolledAt
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM edges WHERE id = ?`, k.Edge).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("edge %s: %w", k.Edge, store.ErrNotFound)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM edge_keys WHERE edge = ? AND public_key = ?`, k.Edge, k.PublicKey).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("edge %s: key %w", k.Edge, store.ErrExists)
+	}
+	end := k.ValidFrom.Add(overlap).UnixNano()
+	if _, err := tx.ExecContext(ctx, `UPDATE edge_keys SET valid_until = ? WHERE edge = ? AND (valid_until IS NULL OR valid_until > ?)`, end, k.Edge, end); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO edge_keys (edge, public_key, valid_from, valid_until, enrolled_by, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.Edge, k.PublicKey, nanos(k.ValidFrom), nanos(k.ValidUntil), k.EnrolledBy, ts(k.EnrolledAt)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE edges SET public_key = ? WHERE id = ?`, k.PublicKey, k.Edge); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// EdgeKeys implements store.Store.
+func (s *Store) EdgeKeys(ctx context.Context, edge string) ([]store.EdgeKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT edge, public_key, valid_from, valid_until, enrolled_by, enrolled_at FROM edge_keys WHERE edge = ? ORDER BY COALESCE(valid_from, 0), enrolled_at`, edge)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.EdgeKey
+	for rows.Next() {
+		var k store.EdgeKey
+		var from, until sql.NullInt64
+		var at string
+		if err := rows.Scan(&k.Edge, &k.PublicKey, &from, &until, &k.EnrolledBy, &at); err != nil {
+			return nil, err
+		}
+		k.ValidFrom, k.ValidUntil = fromNanos(from), fromNanos(until)
+		k.EnrolledAt, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// Epochs implements store.Store.
+func (s *Store) Epochs(ctx context.Context, edge string) ([]uint32, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT epoch FROM records WHERE edge = ? ORDER BY epoch`, edge)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var e uint32
+		if err := rows.Scan(&e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // Edge implements store.Store.
@@ -271,19 +377,9 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 	if !store.Continues(cur, ok, after) {
 		return fmt.Errorf("edge %s: stored head %d/%d, caller expected %d/%d: %w", edge, cur.Epoch, cur.Seq, after.Epoch, after.Seq, store.ErrConflict)
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO records (edge, epoch, seq, kind, rec_time, hash, canonical, sig, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
+	if err := insertRecords(ctx, tx, edge, recs); err != nil {
 		return err
 	}
-	now := time.Now().UnixNano()
-	for i := range recs {
-		r := &recs[i].Record
-		if _, err := stmt.ExecContext(ctx, edge, r.Epoch, r.Seq, string(r.Kind), r.Time.UnixNano(), recs[i].Hash[:], r.Canonical(), r.Sig, now); err != nil {
-			stmt.Close()
-			return fmt.Errorf("edge %s seq %d: %w", edge, r.Seq, err)
-		}
-	}
-	stmt.Close()
 	last := recs[len(recs)-1]
 	n := int64(len(recs))
 	if ok && cur.Epoch == last.Record.Epoch {
@@ -311,6 +407,56 @@ func (s *Store) Append(ctx context.Context, edge string, after record.Head, recs
 		}
 	}
 	return tx.Commit()
+}
+
+// insertRow is one row of the multi-row record INSERT (records per statement).
+const insertRow = 100
+
+// insertRecords inserts records in multi-row statements (one round trip
+// through the driver per 100 records instead of per record).
+func insertRecords(ctx context.Context, tx *sql.Tx, edge string, recs []store.Stored) error {
+	now := time.Now().UnixNano()
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	for start := 0; start < len(recs); start += insertRow {
+		chunk := recs[start:min(start+insertRow, len(recs))]
+		args := make([]any, 0, 9*len(chunk))
+		for i := range chunk {
+			r := &chunk[i].Record
+			args = append(args, edge, r.Epoch, r.Seq, string(r.Kind), r.Time.UnixNano(), chunk[i].Hash[:], r.Canonical(), r.Sig, now)
+		}
+		var err error
+		if len(chunk) == insertRow {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, insertSQL(insertRow)); err != nil {
+					return err
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insertSQL(len(chunk)), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("edge %s seq %d..%d: %w", edge, chunk[0].Record.Seq, chunk[len(chunk)-1].Record.Seq, err)
+		}
+	}
+	return nil
+}
+
+func insertSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO records (edge, epoch, seq, kind, rec_time, hash, canonical, sig, stored_at) VALUES `)
+	for i := 0; i < rows; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
 }
 
 func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
@@ -404,6 +550,8 @@ func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
 			err = exec(`UPDATE containers SET closed = 1, partial = ?, count = ?, closed_at = ? WHERE sscc = ? AND edge = ?`, op.Partial, op.Count, at, op.SSCC, op.Edge)
 		case store.OpContainerReopened:
 			err = exec(`UPDATE containers SET closed = 0, partial = 0 WHERE sscc = ? AND edge = ?`, op.SSCC, op.Edge)
+		case store.OpKeyRetired:
+			err = exec(`UPDATE edge_keys SET valid_until = ? WHERE edge = ? AND public_key = ? AND (valid_until IS NULL OR valid_until > ?)`, op.At.UnixNano(), op.Edge, op.PublicKey, op.At.UnixNano())
 		}
 		if err != nil {
 			return fmt.Errorf("projection of edge %s: %w", op.Edge, err)

@@ -10,15 +10,17 @@ import (
 	"github.com/serialine/serialine/sync/record"
 )
 
+func open(t *testing.T) store.Store {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "central.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "central.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, open)
 }
 
 func TestReopenKeepsData(t *testing.T) {
@@ -54,4 +56,13 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	defer s.Close()
 	storetest.BenchAppend(b, s)
+}
+
+func TestVerify(t *testing.T) {
+	storetest.RunVerify(t, func(t *testing.T) store.Store { return open(t) },
+		func(t *testing.T, s store.Store, edge string, epoch uint32, seq uint64, canonical, hash []byte) {
+			if _, err := s.(*Store).w.Exec(`UPDATE records SET canonical = ?, hash = ? WHERE edge = ? AND epoch = ? AND seq = ?`, canonical, hash, edge, epoch, seq); err != nil {
+				t.Fatal(err)
+			}
+		})
 }

@@ -434,6 +434,66 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	})
 
 	t.Run("Equipment", func(t *testing.T) { Equipment(t, open) })
+	t.Run("KeyHistory", func(t *testing.T) {
+		s := open(t)
+		c := NewChain("edge-k", 1, 21)
+		enroll(t, s, c)
+		keys, err := s.EdgeKeys(ctx, c.Edge)
+		if err != nil || len(keys) != 1 || string(keys[0].PublicKey) != string(c.Pub()) || !keys[0].ValidFrom.IsZero() || !keys[0].ValidUntil.IsZero() || keys[0].EnrolledBy != "test" {
+			t.Fatalf("first key: %+v %v", keys, err)
+		}
+		next := NewChain("edge-k", 1, 22)
+		from := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+		if err := s.RotateEdgeKey(ctx, store.EdgeKey{Edge: c.Edge, PublicKey: next.Pub(), ValidFrom: from, EnrolledBy: "admin"}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RotateEdgeKey(ctx, store.EdgeKey{Edge: c.Edge, PublicKey: next.Pub(), ValidFrom: from, EnrolledBy: "admin"}, time.Hour); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("same key twice: %v", err)
+		}
+		if err := s.RotateEdgeKey(ctx, store.EdgeKey{Edge: "nope", PublicKey: next.Pub()}, 0); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("rotate for an unknown edge: %v", err)
+		}
+		keys, _ = s.EdgeKeys(ctx, c.Edge)
+		if len(keys) != 2 || !keys[0].ValidUntil.Equal(from.Add(time.Hour)) || !keys[1].ValidFrom.Equal(from) || !keys[1].ValidUntil.IsZero() || keys[1].EnrolledBy != "admin" || keys[1].EnrolledAt.IsZero() {
+			t.Fatalf("after rotation: %+v", keys)
+		}
+		if e, _ := s.Edge(ctx, c.Edge); string(e.PublicKey) != string(next.Pub()) {
+			t.Fatal("Edge does not return the newest key")
+		}
+		ring := store.Ring(keys)
+		if !ring[0].Covers(from.Add(59*time.Minute)) || ring[0].Covers(from.Add(time.Hour)) || ring[1].Covers(from.Add(-time.Second)) {
+			t.Fatalf("ring windows %+v", ring)
+		}
+		// A stored key.rotated record closes the old key at its time.
+		rot := c.Next(record.KindKeyRotated, record.KeyRotated{Old: record.EncodePublicKey(c.Pub()), New: record.EncodePublicKey(next.Pub())})
+		if err := s.Append(ctx, c.Edge, record.Head{Epoch: 1}, rot); err != nil {
+			t.Fatal(err)
+		}
+		keys, _ = s.EdgeKeys(ctx, c.Edge)
+		at := rot[0].Record.Time
+		if !keys[0].ValidUntil.Equal(store.RotationCloses(at)) || !store.Ring(keys)[0].Covers(at) {
+			t.Fatalf("old key after key.rotated at %s: until %s", at, keys[0].ValidUntil)
+		}
+		// A key.rotated body that does not decode is refused like any other.
+		bad := c.Next(record.KindKeyRotated, map[string]string{"old_public_key": "x"})
+		if err := s.Append(ctx, c.Edge, c.Head(), bad); err == nil {
+			t.Fatal("malformed key.rotated stored")
+		}
+	})
+
+	t.Run("Epochs", func(t *testing.T) {
+		s := open(t)
+		a, b := NewChain("edge-p", 3, 23), NewChain("edge-p", 9, 23)
+		enroll(t, s, a)
+		if e, err := s.Epochs(ctx, a.Edge); err != nil || len(e) != 0 {
+			t.Fatalf("epochs of an empty edge: %v %v", e, err)
+		}
+		s.Append(ctx, a.Edge, record.Head{Epoch: 3}, a.Next(record.KindEdgeStarted, 1))
+		s.Append(ctx, a.Edge, record.Head{Epoch: 9}, b.Next(record.KindEdgeStarted, 1))
+		if e, err := s.Epochs(ctx, a.Edge); err != nil || len(e) != 2 || e[0] != 3 || e[1] != 9 {
+			t.Fatalf("epochs %v %v", e, err)
+		}
+	})
 
 	t.Run("JournalsAreNotLines", func(t *testing.T) {
 		s := open(t)
