@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -15,6 +16,13 @@ type Op struct {
 	Kind OpKind
 	Edge string
 	At   time.Time
+	// Epoch and Seq are the record's (for OpAudit, OpBatchClosed and
+	// OpContainerClosed, which remember it; for OpBatchReleased and
+	// OpContainerApproved they are the journal record's, Edge the target's).
+	Epoch uint32
+	Seq   uint64
+	// Source is the edge or journal that wrote the record.
+	Source string
 
 	Batch, Line, GTIN, Lot, Expiry, Product string
 	Planned                                 int
@@ -28,6 +36,9 @@ type Op struct {
 	Children            []string
 	Count               int
 	Partial             bool
+
+	// OpAudit, OpBatchReleased, OpContainerApproved.
+	User, Name, Action, Target, Meaning string
 }
 
 // OpKind enumerates projection changes.
@@ -46,6 +57,13 @@ const (
 	OpUnpack // Children out of Parent
 	OpContainerClosed
 	OpContainerReopened
+	// OpAudit adds a line to the audit trail: a user action, or a record
+	// carrying an e-signature.
+	OpAudit
+	// OpBatchReleased: central's journal released a closed batch of Edge.
+	OpBatchReleased
+	// OpContainerApproved: central's journal countersigned a partial close.
+	OpContainerApproved
 )
 
 // Counters are per-edge count changes of one Append.
@@ -68,7 +86,13 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 	var c Counters
 	for i := range recs {
 		r := &recs[i].Record
-		base := Op{Edge: r.Edge, At: r.Time}
+		base := Op{Edge: r.Edge, At: r.Time, Epoch: r.Epoch, Seq: r.Seq, Source: r.Edge}
+		if op, ok := auditOp(r, base); ok {
+			ops = append(ops, op)
+			if r.Kind == record.KindUserAction && IsJournal(r.Edge) {
+				ops = append(ops, journalOps(op)...)
+			}
+		}
 		switch r.Kind {
 		case record.KindBatchCreated:
 			var b record.BatchCreated
@@ -195,6 +219,70 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 		}
 	}
 	return ops, c, nil
+}
+
+// signedBody is what every signed record body has in common.
+type signedBody struct {
+	Batch     string            `json:"batch"`
+	Signature *record.Signature `json:"signature"`
+}
+
+var sigKey = []byte(`"signature":{`)
+
+// auditOp returns the audit line of a record: every user.action, and every
+// other record whose body carries an e-signature. Bodies that do not
+// decode add no line here (the kind's own decoding reports them).
+func auditOp(r *record.Record, base Op) (Op, bool) {
+	op := base
+	op.Kind = OpAudit
+	if r.Kind == record.KindUserAction {
+		var a record.UserAction
+		if json.Unmarshal(r.Body, &a) != nil {
+			return op, false
+		}
+		op.User, op.Name, op.Action, op.Target = a.User, a.Name, a.Action, a.Target
+		if a.Signature != nil {
+			op.Meaning = a.Signature.Meaning
+			if op.Name == "" {
+				op.Name = a.Signature.Name
+			}
+		}
+		if a.Action == ActionBatchReleased {
+			if _, b, ok := SplitTarget(a.Target); ok {
+				op.Batch = b
+			}
+		}
+		return op, true
+	}
+	if !bytes.Contains(r.Body, sigKey) {
+		return op, false
+	}
+	var b signedBody
+	if json.Unmarshal(r.Body, &b) != nil || b.Signature == nil {
+		return op, false
+	}
+	op.User, op.Name, op.Meaning, op.Action, op.Batch = b.Signature.User, b.Signature.Name, b.Signature.Meaning, string(r.Kind), b.Batch
+	return op, true
+}
+
+// journalOps derives the projection changes of central's own e-signed
+// decisions (only from a journal: an edge cannot release its own batch).
+func journalOps(a Op) []Op {
+	edge, rest, ok := SplitTarget(a.Target)
+	if !ok || a.Meaning == "" {
+		return nil
+	}
+	op := a
+	op.Edge = edge
+	switch a.Action {
+	case ActionBatchReleased:
+		op.Kind, op.Batch = OpBatchReleased, rest
+	case ActionPartialApproved:
+		op.Kind, op.SSCC = OpContainerApproved, rest
+	default:
+		return nil
+	}
+	return []Op{op}
 }
 
 // SplitUnitID splits "(01)gtin(21)serial"; ok=false for container ids.
