@@ -123,3 +123,16 @@ type ContainerFilter struct {
 	OpenOnly, PartialOnly bool
 	Limit                 int // default 1000
 }
+
+// MarshalText renders edge/epoch/seq (JSON and form values).
+func (r Ref) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText parses edge/epoch/seq.
+func (r *Ref) UnmarshalText(b []byte) error {
+	x, err := ParseRef(string(b))
+	if err != nil {
+		return err
+	}
+	*r = x
+	return nil
+}

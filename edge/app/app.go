@@ -144,6 +144,8 @@ func (e *Edge) wireStatus() wire.Status {
 		Good: s.Good, Rejected: s.Rejected, Reasons: s.Reasons, CasesClosed: s.CasesClosed, PalletsDone: s.PalletsClosed,
 		OpenCase: s.OpenCaseFill, OpenPallet: s.OpenPalletFill, LastSeq: s.LastSeq, AckedSeq: s.AckedSeq, Pending: s.PendingSync,
 		UnitsPerMin: s.UnitsPerMin, Devices: s.Devices, Time: nowRFC3339(),
+		OpenCaseSSCC: s.OpenCase, OpenPalletSSCC: s.OpenPallet, Aggregated: s.Aggregated, InFlight: s.InFlight,
+		Commissioned: s.Commissioned, Planned: s.Planned, BatchState: s.BatchState, Alarms: s.Alarms,
 	}
 }
 
