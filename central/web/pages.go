@@ -47,6 +47,14 @@ var funcs = template.FuncMap{
 		return "/" + strings.Join(parts, "/")
 	},
 	"split": strings.Fields,
+	// refpath links a record named edge/epoch/seq.
+	"refpath": func(ref string) string {
+		r, err := store.ParseRef(ref)
+		if err != nil {
+			return "#"
+		}
+		return fmt.Sprintf("/records/%s/%d/%d", url.PathEscape(r.Edge), r.Epoch, r.Seq)
+	},
 	"reflink": func(r store.Ref) string {
 		return fmt.Sprintf("/records/%s/%d/%d", url.PathEscape(r.Edge), r.Epoch, r.Seq)
 	},
@@ -599,6 +607,9 @@ func (s *Server) apiSign(w http.ResponseWriter, r *http.Request, u auth.User) {
 		return
 	}
 	res, err := s.opt.Signer.SignNamed(r.Context(), u, req.Action, req.Target, req.Params, req.Credentials)
+	if s.opt.Verifier != nil {
+		s.opt.Verifier.Kick() // the signature record (or a failed-attempt record) is new
+	}
 	if err != nil {
 		s.log.Warn().Err(err).Str("user", u.ID).Str("action", req.Action).Str("target", req.Target).Msg("signature refused")
 		storeError(w, err)

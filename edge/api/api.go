@@ -28,6 +28,7 @@ type Server struct {
 	log   zerolog.Logger
 	ln    net.Listener
 	srv   *http.Server
+	mux   *http.ServeMux
 	now   func() time.Time
 }
 
@@ -42,6 +43,7 @@ func New(listen string, eng *line.Engine, users []config.User, log zerolog.Logge
 		s.users[u.ID] = u
 	}
 	mux := http.NewServeMux()
+	s.mux = mux // metrics.go: ServeMetrics
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, eng.Status()) })
 	mux.HandleFunc("POST /api/v1/batches", s.role("supervisor", s.createBatch))

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
@@ -48,7 +50,9 @@ type Edge struct {
 	Client *transport.Client
 	Outbox *outbox.Outbox
 	Tags   *devices.TagServer
-	log    zerolog.Logger
+	// Metrics is the Prometheus registry served at the API's /metrics.
+	Metrics *prometheus.Registry
+	log     zerolog.Logger
 }
 
 // DataDir resolves the edge's data directory.
@@ -101,10 +105,14 @@ func New(opt Options) (e *Edge, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.Metrics, err = newRegistry(e); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	if cfg.Edge.HTTP != "" {
 		if e.API, err = api.New(cfg.Edge.HTTP, e.Engine, cfg.Users, log); err != nil {
 			return nil, fmt.Errorf("edge.http %s: %w", cfg.Edge.HTTP, err)
 		}
+		e.API.ServeMetrics(promhttp.HandlerFor(e.Metrics, promhttp.HandlerOpts{}), e.Ready)
 	}
 	password := cfg.Central.Password
 	if cfg.Central.PasswordFile != "" {
