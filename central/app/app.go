@@ -94,9 +94,10 @@ func redact(u string) string {
 // edges named in the config. Nothing runs until Run.
 func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (a *App, err error) {
 	a = &App{Cfg: cfg, log: log}
+	built := a // a is nil after a failed return
 	defer func() {
 		if err != nil {
-			a.Close()
+			built.Close()
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
