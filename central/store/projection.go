@@ -300,3 +300,42 @@ func ContainerSSCC(id string) (string, bool) {
 	}
 	return "", false
 }
+
+// BackfillOps returns what the Part 11 migration derives from a record
+// stored before it existed: its audit trail line, and for batch.closed and
+// container.closed records the reference the batch or container keeps of
+// its close (OpBatchClosed / OpContainerClosed carrying only Edge, Batch or
+// SSCC, Epoch and Seq; the backends set nothing else from them). Records
+// must be fed in (edge, epoch, seq) order so the last close wins.
+func BackfillOps(s Stored) []Op {
+	r := &s.Record
+	base := Op{Edge: r.Edge, At: r.Time, Epoch: r.Epoch, Seq: r.Seq, Source: r.Edge}
+	var ops []Op
+	if op, ok := auditOp(r, base); ok {
+		ops = append(ops, op)
+	}
+	switch r.Kind {
+	case record.KindBatchClosed:
+		var b record.BatchClosed
+		if json.Unmarshal(r.Body, &b) == nil {
+			op := base
+			op.Kind, op.Batch = OpBatchClosed, b.Batch
+			ops = append(ops, op)
+		}
+	case record.KindContainerClosed:
+		var b record.ContainerClosed
+		if json.Unmarshal(r.Body, &b) == nil {
+			op := base
+			op.Kind, op.SSCC = OpContainerClosed, b.SSCC
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// BackfillKinds are the record kinds BackfillOps may act on besides any
+// record whose body carries a signature.
+var BackfillKinds = []string{string(record.KindUserAction), string(record.KindBatchClosed), string(record.KindContainerClosed)}
+
+// SignatureMarker is the byte string every body with an e-signature holds.
+var SignatureMarker = sigKey

@@ -36,6 +36,54 @@ ALTER TABLE containers ADD COLUMN closed_epoch BIGINT, ADD COLUMN closed_seq BIG
   ADD COLUMN approved_name TEXT, ADD COLUMN approved_at TIMESTAMPTZ, ADD COLUMN approval_ref TEXT;
 `
 
+// backfillPart11 fills the audit trail and the close references from the
+// records stored before migrationPart11 (in the migration's transaction).
+func backfillPart11(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT canonical, sig, hash FROM records
+		WHERE kind = ANY($1) OR position($2::bytea in canonical) > 0 ORDER BY edge, epoch, seq`, store.BackfillKinds, store.SignatureMarker)
+	if err != nil {
+		return err
+	}
+	var ops []store.Op
+	for rows.Next() {
+		var canon, sig, hash []byte
+		if err := rows.Scan(&canon, &sig, &hash); err != nil {
+			rows.Close()
+			return err
+		}
+		r, err := record.Decode(canon)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("stored record: %w", err)
+		}
+		st := store.Stored{Record: r}
+		copy(st.Hash[:], hash)
+		ops = append(ops, store.BackfillOps(st)...)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	for _, op := range ops {
+		switch op.Kind {
+		case store.OpAudit:
+			queuePart11Op(b, op)
+		case store.OpBatchClosed:
+			b.Queue(`UPDATE batches SET closed_epoch = $1, closed_seq = $2 WHERE edge = $3 AND batch = $4`, int64(op.Epoch), int64(op.Seq), op.Edge, op.Batch)
+		case store.OpContainerClosed:
+			b.Queue(`UPDATE containers SET closed_epoch = $1, closed_seq = $2 WHERE edge = $3 AND sscc = $4 AND closed`, int64(op.Epoch), int64(op.Seq), op.Edge, op.SSCC)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("audit trail backfill: %w", err)
+	}
+	return nil
+}
+
 func queuePart11Op(b *pgx.Batch, op store.Op) {
 	journal := store.Ref{Edge: op.Source, Epoch: op.Epoch, Seq: op.Seq}.String()
 	switch op.Kind {

@@ -43,6 +43,56 @@ ALTER TABLE containers ADD COLUMN approved_at TEXT;
 ALTER TABLE containers ADD COLUMN approval_ref TEXT;
 `
 
+// backfillPart11 fills the audit trail and the close references from the
+// records stored before migrationPart11 (in the migration's transaction).
+func backfillPart11(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT canonical, sig, hash FROM records
+		WHERE kind IN (?, ?, ?) OR instr(canonical, CAST(? AS BLOB)) > 0 ORDER BY edge, epoch, seq`,
+		store.BackfillKinds[0], store.BackfillKinds[1], store.BackfillKinds[2], string(store.SignatureMarker))
+	if err != nil {
+		return err
+	}
+	var ops []store.Op
+	for rows.Next() {
+		var canon, sig, hash []byte
+		if err := rows.Scan(&canon, &sig, &hash); err != nil {
+			rows.Close()
+			return err
+		}
+		r, err := record.Decode(canon)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("stored record: %w", err)
+		}
+		st := store.Stored{Record: r}
+		copy(st.Hash[:], hash)
+		ops = append(ops, store.BackfillOps(st)...)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	exec := func(q string, args ...any) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}
+	for _, op := range ops {
+		var err error
+		switch op.Kind {
+		case store.OpAudit:
+			err = applyPart11Op(exec, op)
+		case store.OpBatchClosed:
+			err = exec(`UPDATE batches SET closed_epoch = ?, closed_seq = ? WHERE edge = ? AND batch = ?`, op.Epoch, op.Seq, op.Edge, op.Batch)
+		case store.OpContainerClosed:
+			err = exec(`UPDATE containers SET closed_epoch = ?, closed_seq = ? WHERE edge = ? AND sscc = ? AND closed = 1`, op.Epoch, op.Seq, op.Edge, op.SSCC)
+		}
+		if err != nil {
+			return fmt.Errorf("audit trail backfill: %w", err)
+		}
+	}
+	return nil
+}
+
 func applyPart11Op(exec func(q string, args ...any) error, op store.Op) error {
 	journal := store.Ref{Edge: op.Source, Epoch: op.Epoch, Seq: op.Seq}.String()
 	switch op.Kind {

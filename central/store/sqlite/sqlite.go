@@ -139,6 +139,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 			return fmt.Errorf("migration %d: %w", v+1, err)
 		}
+		if migrations[v] == migrationPart11 {
+			if err := backfillPart11(ctx, tx); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v); err != nil {
 		return err

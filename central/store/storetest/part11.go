@@ -281,3 +281,49 @@ func runPart11(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 }
+
+// BackfillFixture stores records whose Part 11 projections a backfill
+// must restore: a batch with a signed partial case and a user action.
+func BackfillFixture(t *testing.T, s store.Store) *Chain {
+	t.Helper()
+	ctx := context.Background()
+	c := NewChain("edge-old", 1, 31)
+	if err := s.EnrollEdge(ctx, store.Edge{ID: c.Edge, PublicKey: c.Pub(), EnrolledBy: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	sup := &record.Signature{User: "sup1", Name: "Sam Supervisor", Meaning: "approval", Time: "2026-11-24T08:00:01Z", Reason: "short"}
+	h := c.Head()
+	recs := c.Scenario()
+	recs = append(recs, c.Next(
+		record.KindContainerOpened, record.ContainerOpened{Batch: "L1", SSCC: "395060000000000030", Level: "case"},
+		record.KindContainerClosed, record.ContainerClosed{Batch: "L1", SSCC: "395060000000000030", Level: "case", Partial: true, Signature: sup},
+		record.KindUserAction, record.UserAction{User: "op1", Action: "batch.hold", Target: "L1"},
+		record.KindBatchClosed, record.BatchClosed{Batch: "L1", Balanced: true},
+	)...)
+	if err := s.Append(ctx, c.Edge, h, recs); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// CheckBackfill checks that the projections of BackfillFixture are there
+// (after a store that lacked them was migrated).
+func CheckBackfill(t *testing.T, s store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := s.Batch(ctx, "edge-old", "L1")
+	if err != nil || b.Closed.Seq != 26 || b.State != "closed" {
+		t.Fatalf("batch close reference not restored: %+v %v", b, err)
+	}
+	c, err := s.Container(ctx, "395060000000000030")
+	if err != nil || c.CloseRecord.Seq != 24 {
+		t.Fatalf("container close reference not restored: %+v %v", c, err)
+	}
+	if c, _ := s.Container(ctx, "395060000000000016"); c.CloseRecord.Seq != 19 {
+		t.Fatalf("full case close reference: %+v", c)
+	}
+	l, err := s.Audit(ctx, store.AuditFilter{Edge: "edge-old"})
+	if err != nil || len(l) != 2 || l[0].Action != "batch.hold" || l[1].Action != "container.closed" || l[1].Meaning != "approval" {
+		t.Fatalf("audit trail not restored: %+v %v", l, err)
+	}
+}
