@@ -165,6 +165,20 @@ func (u *Users) journal(ctx context.Context, by Actor, action, target, field, ol
 	return nil
 }
 
+// validID: 1 to 64 letters, digits, '-', '_' or '.' (never "cli:..." or
+// other actor names central writes itself).
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 func checkPassword(id, pw string) error {
 	if len(pw) < MinPassword {
 		return fmt.Errorf("user %q: password must have at least %d characters", id, MinPassword)
@@ -183,7 +197,7 @@ func (u *Users) Count(ctx context.Context) (int, error) {
 
 // Add creates an account.
 func (u *Users) Add(ctx context.Context, by Actor, id, name, role, password, reason string) error {
-	if err := store.ValidLineEdgeID(id); id == "" || err != nil || strings.Contains(id, "/") {
+	if !validID(id) {
 		return fmt.Errorf("user id %q: want 1 to 64 letters, digits, - _ .", id)
 	}
 	if !ValidRole(role) {
@@ -431,6 +445,17 @@ func (u *Users) Login(ctx context.Context, id, password string) (User, string, e
 // Session returns the user of a live session and moves its idle deadline
 // (at most once a minute). A disabled user's session is refused.
 func (u *Users) Session(ctx context.Context, tok string) (User, bool, error) {
+	return u.session(ctx, tok, true)
+}
+
+// Alive reports whether a session is still live without counting as use
+// (a dashboard left open does not keep its session from idling out).
+func (u *Users) Alive(ctx context.Context, tok string) (bool, error) {
+	_, ok, err := u.session(ctx, tok, false)
+	return ok, err
+}
+
+func (u *Users) session(ctx context.Context, tok string, touch bool) (User, bool, error) {
 	if tok == "" {
 		return User{}, false, nil
 	}
@@ -451,7 +476,7 @@ func (u *Users) Session(ctx context.Context, tok string) (User, bool, error) {
 	if err != nil || x.Disabled {
 		return User{}, false, nil
 	}
-	if next := now.Add(u.opt.IdleTimeout); next.Sub(s.IdleUntil) > time.Minute {
+	if next := now.Add(u.opt.IdleTimeout); touch && next.Sub(s.IdleUntil) > time.Minute {
 		if err := u.st.TouchSession(ctx, th, next); err != nil {
 			return User{}, false, err
 		}

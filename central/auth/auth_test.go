@@ -152,7 +152,15 @@ func TestLockoutSessionsAndChanges(t *testing.T) {
 	if _, ok, _ := e.u.Session(ctx, tok); !ok {
 		t.Fatal("used session ended at the first idle deadline")
 	}
-	*e.now = e.now.Add(e.u.opt.IdleTimeout + time.Second)
+	// Alive does not count as use.
+	*e.now = e.now.Add(e.u.opt.IdleTimeout - time.Minute)
+	if ok, _ := e.u.Alive(ctx, tok); !ok {
+		t.Fatal("live session reported dead")
+	}
+	*e.now = e.now.Add(2 * time.Minute)
+	if ok, _ := e.u.Alive(ctx, tok); ok {
+		t.Fatal("Alive kept an idle session alive")
+	}
 	if _, ok, _ := e.u.Session(ctx, tok); ok {
 		t.Fatal("idle session accepted")
 	}

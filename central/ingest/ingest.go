@@ -107,12 +107,9 @@ func (in *Ingest) Run(ctx context.Context) error {
 		return err
 	}
 	<-ctx.Done()
-	in.mu.Lock()
-	for id, ch := range in.workers {
-		close(ch)
-		delete(in.workers, id)
-	}
-	in.mu.Unlock()
+	// Workers stop on ctx (their channels are never closed: a delivery
+	// callback may still be sending). Envelopes still queued are not
+	// acknowledged, so the edges send them again.
 	in.wg.Wait()
 	return nil
 }
@@ -130,22 +127,31 @@ func (in *Ingest) onRecords(topic string, payload []byte) {
 		in.mu.Unlock()
 		return
 	}
+	ctx := in.ctx
 	ch, ok := in.workers[edge]
 	if !ok {
 		ch = make(chan []byte, 256)
 		in.workers[edge] = ch
 		in.wg.Add(1)
-		go in.worker(in.ctx, edge, ch)
+		go in.worker(ctx, edge, ch)
 	}
 	in.mu.Unlock()
-	ch <- payload
+	select {
+	case ch <- payload:
+	case <-ctx.Done():
+	}
 }
 
 func (in *Ingest) worker(ctx context.Context, edge string, ch chan []byte) {
 	defer in.wg.Done()
-	for payload := range ch {
-		if err := in.Process(ctx, edge, payload); err != nil && ctx.Err() == nil {
-			in.log.Error().Err(err).Str("edge", edge).Msg("envelope not processed")
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case payload := <-ch:
+			if err := in.Process(ctx, edge, payload); err != nil && ctx.Err() == nil {
+				in.log.Error().Err(err).Str("edge", edge).Msg("envelope not processed")
+			}
 		}
 	}
 }

@@ -321,6 +321,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ auth.User) {
 		case <-r.Context().Done():
 			return
 		case <-keep.C:
+			// A session that ended (logout, idle or absolute expiry,
+			// account disabled) ends the stream too; the stream itself
+			// does not count as use.
+			if c, err := r.Cookie(cookieName); err == nil {
+				if ok, err := s.opt.Users.Alive(r.Context(), c.Value); err != nil || !ok {
+					return
+				}
+			}
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return
 			}

@@ -183,5 +183,11 @@
   es.addEventListener('lines', onLines);
   es.addEventListener('alerts', onAlerts);
   es.onopen = function () { live.className = 'dot on'; };
-  es.onerror = function () { live.className = 'dot off'; };
+  es.onerror = function () {
+    live.className = 'dot off';
+    // A session that ended (idle timeout, logout elsewhere) goes to the login page.
+    fetch('/api/v1/alerts?active=1', {credentials: 'same-origin'}).then(function (r) {
+      if (r.status === 401) { es.close(); window.location = '/login?next=/'; }
+    }).catch(function () {});
+  };
 })();
