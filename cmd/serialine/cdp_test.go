@@ -290,7 +290,21 @@ func (b *browser) text(selector string) string {
 // screenshot captures the whole page as PNG.
 func (b *browser) screenshot(path string) {
 	b.t.Helper()
-	res := b.call("Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true})
+	// Right after a navigation the layout may not be measured yet ("0
+	// width"): wait for a laid-out, loaded page, and retry briefly.
+	b.waitFor("a laid-out page", `document.readyState === "complete" && document.documentElement.getBoundingClientRect().width > 0`, 10*time.Second)
+	var res json.RawMessage
+	var err error
+	for i := 0; ; i++ {
+		res, err = b.try("Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true})
+		if err == nil {
+			break
+		}
+		if i == 20 {
+			b.t.Fatalf("Page.captureScreenshot: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	var r struct {
 		Data string `json:"data"`
 	}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
+
+	"github.com/serialine/serialine/configs"
 )
 
 type syncBuffer struct {
@@ -74,13 +76,28 @@ var (
 	edgeRE = regexp.MustCompile(`edge:       (\S+)  API http://(\S+)  \(operator / \S+, supervisor / (\S+)\)`)
 )
 
+// startDemo runs the demo line without its OPC UA tag server (which other
+// tests cover and whose start costs a core for most of a minute under the
+// race detector).
 func startDemo(t *testing.T, rate float64) demoRun {
 	t.Helper()
+	raw, err := configs.Read("demo-line.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := regexp.MustCompile(`(?m)^opcua:\n(  .*\n)*`).ReplaceAll(raw, nil)
+	if bytes.Equal(cfg, raw) {
+		t.Fatal("demo-line.yaml has no opcua section to leave out")
+	}
+	lineFile := filepath.Join(t.TempDir(), "line.yaml")
+	if err := os.WriteFile(lineFile, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		_, err := runDemo(ctx, demoOptions{dir: filepath.Join(t.TempDir(), "demo"), rate: rate, badGrade: 0.05, noRead: 0.02, logLevel: "error"}, out, zerolog.Nop())
+		_, err := runDemo(ctx, demoOptions{dir: filepath.Join(t.TempDir(), "demo"), rate: rate, badGrade: 0.05, noRead: 0.02, logLevel: "error", lineFile: lineFile}, out, zerolog.Nop())
 		done <- err
 	}()
 	t.Cleanup(func() {
@@ -160,9 +177,16 @@ func (d demoRun) closeBatch(t *testing.T) {
 	}
 }
 
-// Both daemons answer /healthz, /readyz and /metrics with the line's numbers.
-func TestDemoMetricsAndHealth(t *testing.T) {
+// One demo for both: the daemons' health and metrics while the line runs,
+// then the browser test, which ends by closing the batch.
+func TestDemoDashboard(t *testing.T) {
 	d := startDemo(t, 40)
+	t.Run("HealthAndMetrics", func(t *testing.T) { healthAndMetrics(t, d) })
+	t.Run("Browser", func(t *testing.T) { browserDashboard(t, d) })
+}
+
+// Both daemons answer /healthz, /readyz and /metrics with the line's numbers.
+func healthAndMetrics(t *testing.T, d demoRun) {
 	for _, base := range []string{"http://" + d.central, "http://" + d.edgeAPI} {
 		for _, p := range []string{"/healthz", "/readyz"} {
 			deadline := time.Now().Add(20 * time.Second)
@@ -204,13 +228,13 @@ func TestDemoMetricsAndHealth(t *testing.T) {
 	}
 }
 
-// The issue's browser test: headless Chromium logs in to the demo's
+// browserDashboard is the issue's browser test: headless Chromium logs in to the demo's
 // dashboard, sees a line's good count change while the demo runs (server-
 // sent events, no reload), opens the batch once the line closed it,
 // releases it through the e-signature dialog and sees the signature on the
 // page. Screenshots are kept under $SERIALINE_ARTIFACTS (default: the
 // test's temporary directory).
-func TestBrowserDashboard(t *testing.T) {
+func browserDashboard(t *testing.T, d demoRun) {
 	chromiumPath(t)
 	art := os.Getenv("SERIALINE_ARTIFACTS")
 	if art == "" {
@@ -219,7 +243,6 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startBrowser(t)
-	d := startDemo(t, 40)
 	base := "http://" + d.central
 
 	b.navigate(base + "/")
