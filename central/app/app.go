@@ -22,11 +22,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/serialine/serialine/central/alerts"
+	"github.com/serialine/serialine/central/audit"
 	"github.com/serialine/serialine/central/auth"
 	"github.com/serialine/serialine/central/broker"
 	"github.com/serialine/serialine/central/config"
 	"github.com/serialine/serialine/central/enroll"
 	"github.com/serialine/serialine/central/equipment"
+	"github.com/serialine/serialine/central/esign"
 	"github.com/serialine/serialine/central/ingest"
 	"github.com/serialine/serialine/central/journal"
 	"github.com/serialine/serialine/central/store"
@@ -53,6 +55,10 @@ type App struct {
 	Equipment *equipment.Watcher
 	// Enroll enrolls edges and rotates their keys (admin API).
 	Enroll *enroll.Service
+	// Signer is the e-signature service (other packages add their signings
+	// with Signer.Handle); Verifier re-verifies the stored chains.
+	Signer   *esign.Service
+	Verifier *audit.Verifier
 	// Metrics is the Prometheus registry served at /metrics.
 	Metrics *prometheus.Registry
 	web     *web.Server
@@ -107,15 +113,19 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, 
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	a.Users, err = auth.Open(filepath.Join(cfg.DataDir, "users.json"))
-	if err != nil {
-		return nil, err
-	}
 	a.Journal, err = journal.Open(ctx, journal.Options{Store: a.Store, KeyPath: KeyPath(cfg), Instance: cfg.ID, Log: log})
 	if err != nil {
 		return nil, err
 	}
 	a.Alerts = alerts.New(alerts.Options{Store: a.Store, Journal: a.Journal, Log: log})
+	a.Users = auth.New(auth.Options{Store: a.Store, Journal: a.Journal, Alerts: a.Alerts, Log: log})
+	if n, err := a.Users.MigrateFile(ctx, filepath.Join(cfg.DataDir, "users.json")); err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	} else if n > 0 {
+		log.Info().Int("users", n).Msg("users moved from users.json into the store")
+	}
+	a.Signer = esign.New(esign.Options{Store: a.Store, Journal: a.Journal, Users: a.Users, Log: log})
+	a.Verifier = audit.New(audit.Options{Store: a.Store, Log: log})
 	if err := a.setupEquipment(); err != nil {
 		return nil, err
 	}
@@ -124,6 +134,8 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, 
 		a.Metrics.Register(collectors.NewGoCollector()),
 		a.Metrics.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 		a.Alerts.Register(a.Metrics),
+		a.Verifier.Register(a.Metrics),
+		a.Metrics.Register(newStoreCollector(a.Store, a.Users)),
 	); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -180,13 +192,16 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, 
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	a.Enroll = &enroll.Service{Store: a.Store, Journal: a.Journal, Changed: a.Ingest.ForgetKey}
-	a.web, err = web.New(web.Options{Listen: cfg.HTTP, Store: a.Store, Users: a.Users, Log: log, Ready: a.Ready,
-		Metrics: promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}), Routes: a.Enroll.Routes()})
+	a.web, err = web.New(web.Options{Listen: cfg.HTTP, Store: a.Store, Users: a.Users, Signer: a.Signer, Alerts: a.Alerts, Verifier: a.Verifier,
+		Log: log, Ready: a.Ready, Metrics: promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}), Routes: a.Enroll.Routes()})
 	if err != nil {
 		return nil, fmt.Errorf("http %s: %w", cfg.HTTP, err)
 	}
 	return a, nil
 }
+
+// Web is the HTTP server (other packages add their pages with Web.Handle).
+func (a *App) Web() *web.Server { return a.web }
 
 // HTTPAddr is the bound dashboard address.
 func (a *App) HTTPAddr() string {
@@ -224,6 +239,8 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Ingest.Run(ctx) })
 	g.Go(func() error { return a.Alerts.Run(ctx) })
 	g.Go(func() error { return a.Equipment.Run(ctx) })
+	g.Go(func() error { return a.Users.Run(ctx) })
+	g.Go(func() error { return a.Verifier.Run(ctx) })
 	if a.web != nil {
 		g.Go(func() error { return a.web.Run(ctx) })
 	}

@@ -1,67 +1,266 @@
 package auth
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/serialine/serialine/central/journal"
+	"github.com/serialine/serialine/central/store"
+	"github.com/serialine/serialine/central/store/sqlite"
+	"github.com/serialine/serialine/sync/record"
 )
 
-func TestUsersLockoutAndSessions(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.json")
-	u, err := Open(path)
+type fakeAlerts struct{ raised []store.Alert }
+
+func (f *fakeAlerts) Raise(ctx context.Context, a store.Alert) (store.Alert, error) {
+	f.raised = append(f.raised, a)
+	return a, nil
+}
+
+type env struct {
+	st     store.Store
+	j      *journal.Journal
+	u      *Users
+	now    *time.Time
+	alerts *fakeAlerts
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	j, err := journal.Open(ctx, journal.Options{Store: st, KeyPath: filepath.Join(dir, "central.key"), Instance: "t", Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
-	u.now = func() time.Time { return now }
-	if err := u.Add("qa1", "Quinn A", RoleQA, "short"); err == nil {
-		t.Fatal("short password accepted")
-	}
-	if err := u.Add("qa1", "Quinn A", "boss", "long-enough-password"); err == nil {
-		t.Fatal("unknown role accepted")
-	}
-	if err := u.Add("qa1", "Quinn A", RoleQA, "long-enough-password"); err != nil {
+	e := &env{st: st, j: j, now: &now, alerts: &fakeAlerts{}}
+	e.u = New(Options{Store: st, Journal: j, Alerts: e.alerts, Log: zerolog.Nop(), Now: func() time.Time { return *e.now }, Cost: bcrypt.MinCost})
+	return e
+}
+
+// journaled returns central's journal user actions, oldest first.
+func (e *env) journaled(t *testing.T) []record.UserAction {
+	t.Helper()
+	h := e.j.Head()
+	recs, err := e.st.Records(context.Background(), e.j.ID(), h.Epoch, 1, 1000)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Add("qa1", "Again", RoleQA, "long-enough-password"); err == nil {
+	var out []record.UserAction
+	for _, r := range recs {
+		var a record.UserAction
+		if err := jsonUnmarshal(r.Record.Body, &a); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+var admin = Actor{ID: "cli:root", Name: "root (command line)"}
+
+func TestAddValidatesAndJournals(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, tc := range []struct{ id, name, role, pw, want string }{
+		{"qa1", "Quinn QA", RoleQA, "short", "at least 12"},
+		{"qa1", "Quinn QA", "boss", "long-enough-password", "role"},
+		{"qa1", "", RoleQA, "long-enough-password", "printed name"},
+		{"bad/id", "X", RoleQA, "long-enough-password", "user id"},
+		{"longenoughid", "X", RoleQA, "LongEnoughId", "must not be the user id"},
+	} {
+		if err := e.u.Add(ctx, admin, tc.id, tc.name, tc.role, tc.pw, ""); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Add(%q, %q, %q): %v, want %q", tc.id, tc.role, tc.pw, err, tc.want)
+		}
+	}
+	if err := e.u.Add(ctx, admin, "qa1", "Quinn QA", RoleQA, "long-enough-password", "new hire"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.u.Add(ctx, admin, "qa1", "Again", RoleQA, "long-enough-password", ""); err == nil {
 		t.Fatal("duplicate user accepted")
 	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
-		t.Fatalf("users file mode %o", fi.Mode().Perm())
+	x, _ := e.st.User(ctx, "qa1")
+	if bcrypt.CompareHashAndPassword([]byte(x.PasswordHash), []byte("long-enough-password")) != nil || strings.Contains(x.PasswordHash, "long-enough") {
+		t.Fatalf("stored hash %q", x.PasswordHash)
 	}
-	if _, err := u.Check("qa1", "long-enough-password"); err != nil {
+	acts := e.journaled(t)
+	if len(acts) != 1 || acts[0].Action != "user.created" || acts[0].User != "cli:root" || acts[0].Target != "qa1" || !strings.Contains(acts[0].New, "role=qa") || acts[0].Reason != "new hire" {
+		t.Fatalf("journal: %+v", acts)
+	}
+}
+
+func TestLockoutSessionsAndChanges(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.u.Add(ctx, admin, "qa1", "Quinn QA", RoleQA, "long-enough-password", ""); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < u.MaxFailed; i++ {
-		if _, err := u.Check("qa1", "wrong"); !errors.Is(err, ErrBadLogin) {
+	if _, err := e.u.Check(ctx, "qa1", "long-enough-password", "login"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.u.Check(ctx, "nobody", "long-enough-password", "login"); !errors.Is(err, ErrBadLogin) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	for i := 0; i < e.u.opt.MaxFailed-1; i++ {
+		if _, err := e.u.Check(ctx, "qa1", "wrong", "signature"); !errors.Is(err, ErrBadLogin) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	if _, err := u.Check("qa1", "long-enough-password"); !errors.Is(err, ErrLocked) {
-		t.Fatalf("after %d failures: %v", u.MaxFailed, err)
+	if _, err := e.u.Check(ctx, "qa1", "wrong", "login"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("attempt %d: %v", e.u.opt.MaxFailed, err)
 	}
-	now = now.Add(u.LockFor + time.Second)
-	if _, err := u.Check("qa1", "long-enough-password"); err != nil {
-		t.Fatalf("after the lock expired: %v", err)
+	// Locked: even the right password is refused, and an alert is raised.
+	if _, err := e.u.Check(ctx, "qa1", "long-enough-password", "login"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("locked account with the right password: %v", err)
 	}
-	tok := u.NewSession("qa1")
-	if x, ok := u.Session(tok); !ok || x.ID != "qa1" {
-		t.Fatal("session not found")
+	if len(e.alerts.raised) != 1 || e.alerts.raised[0].Code != "account_locked" {
+		t.Fatalf("alerts: %+v", e.alerts.raised)
 	}
-	now = now.Add(u.SessionLife + time.Second)
-	if _, ok := u.Session(tok); ok {
-		t.Fatal("expired session accepted")
+	*e.now = e.now.Add(e.u.opt.LockFor + time.Second)
+	u, tok, err := e.u.Login(ctx, "qa1", "long-enough-password")
+	if err != nil || u.Name != "Quinn QA" || tok == "" {
+		t.Fatalf("login after the lock expired: %v", err)
 	}
-	// Reopen: users persist, hashes not passwords.
-	raw, _ := os.ReadFile(path)
-	if string(raw) == "" || strings.Contains(string(raw), "long-enough-password") {
-		t.Fatal("password stored in clear")
+	// The store keeps only the token's hash.
+	if _, err := e.st.Session(ctx, tok); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("session stored under the clear token")
 	}
-	u2, _ := Open(path)
-	if u2.Count() != 1 {
-		t.Fatal("users not persisted")
+	if x, ok, err := e.u.Session(ctx, tok); !ok || err != nil || x.ID != "qa1" {
+		t.Fatalf("session: %v %v", ok, err)
+	}
+	// Idle timeout, moved by use.
+	*e.now = e.now.Add(e.u.opt.IdleTimeout - time.Minute)
+	if _, ok, _ := e.u.Session(ctx, tok); !ok {
+		t.Fatal("session ended before the idle timeout")
+	}
+	*e.now = e.now.Add(e.u.opt.IdleTimeout - time.Minute)
+	if _, ok, _ := e.u.Session(ctx, tok); !ok {
+		t.Fatal("used session ended at the first idle deadline")
+	}
+	// Alive does not count as use.
+	*e.now = e.now.Add(e.u.opt.IdleTimeout - time.Minute)
+	if ok, _ := e.u.Alive(ctx, tok); !ok {
+		t.Fatal("live session reported dead")
+	}
+	*e.now = e.now.Add(2 * time.Minute)
+	if ok, _ := e.u.Alive(ctx, tok); ok {
+		t.Fatal("Alive kept an idle session alive")
+	}
+	if _, ok, _ := e.u.Session(ctx, tok); ok {
+		t.Fatal("idle session accepted")
+	}
+	// Absolute expiry.
+	_, tok, _ = e.u.Login(ctx, "qa1", "long-enough-password")
+	for i := 1; ; i++ {
+		*e.now = e.now.Add(e.u.opt.SessionLife / 20) // 24 min: within the idle timeout
+		_, ok, _ := e.u.Session(ctx, tok)
+		if !ok {
+			if i < 20 {
+				t.Fatalf("session ended after %d/20 of its life", i)
+			}
+			break
+		}
+		if i >= 20 {
+			t.Fatal("session outlived its absolute life")
+		}
+	}
+	// Disabling ends sessions; a disabled account cannot log in.
+	_, tok, _ = e.u.Login(ctx, "qa1", "long-enough-password")
+	if err := e.u.SetDisabled(ctx, admin, "qa1", true, "left the company"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := e.u.Session(ctx, tok); ok {
+		t.Fatal("session of a disabled user accepted")
+	}
+	if _, _, err := e.u.Login(ctx, "qa1", "long-enough-password"); !errors.Is(err, ErrDisabled) {
+		t.Fatalf("disabled login: %v", err)
+	}
+	if err := e.u.SetDisabled(ctx, admin, "qa1", false, "back"); err != nil {
+		t.Fatal(err)
+	}
+	_, tok, _ = e.u.Login(ctx, "qa1", "long-enough-password")
+	if err := e.u.SetPassword(ctx, admin, "qa1", "long-enough-password", ""); err == nil {
+		t.Fatal("the same password accepted as a new one")
+	}
+	if err := e.u.SetPassword(ctx, admin, "qa1", "another-long-password", "reset"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := e.u.Session(ctx, tok); ok {
+		t.Fatal("session survived a password change")
+	}
+	if _, err := e.u.Check(ctx, "qa1", "another-long-password", "login"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.u.SetRole(ctx, admin, "qa1", RoleSupervisor, "moved"); err != nil {
+		t.Fatal(err)
+	}
+	// Every change journaled with old and new value; never a hash.
+	var got []string
+	for _, a := range e.journaled(t) {
+		got = append(got, a.Action+":"+a.Old+">"+a.New)
+		x, _ := e.st.User(ctx, "qa1")
+		if strings.Contains(a.Old+a.New+a.Reason, x.PasswordHash) || strings.Contains(a.Old+a.New, "$2a$") {
+			t.Fatalf("a hash in the journal: %+v", a)
+		}
+	}
+	want := []string{"user.created:>name=\"Quinn QA\" role=qa", "user.signature_failed:>", "user.signature_failed:>", "user.signature_failed:>", "user.signature_failed:>",
+		"user.locked:>", "user.login:>", "user.login:>", "user.login:>", "user.disabled:false>true", "user.enabled:true>false", "user.login:>",
+		"user.password_changed:(set)>(changed)", "user.role_changed:qa>supervisor"}
+	if len(got) != len(want) {
+		t.Fatalf("journal:\n%s", strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Fatalf("journal[%d] = %q, want %q\n%s", i, got[i], want[i], strings.Join(got, "\n"))
+		}
+	}
+	l, _ := e.u.List(ctx)
+	if len(l) != 1 || l[0].Role != RoleSupervisor || l[0].Disabled || l[0].LastLogin.IsZero() {
+		t.Fatalf("list: %+v", l)
 	}
 }
+
+func TestMigrateUsersFile(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	h, _ := bcrypt.GenerateFromPassword([]byte("migrated-password"), bcrypt.MinCost)
+	path := filepath.Join(t.TempDir(), "users.json")
+	os.WriteFile(path, []byte(`[{"id":"admin","name":"Ada Admin","role":"admin","password_hash":"`+string(h)+`","created":"2026-01-02T03:04:05Z"}]`), 0o600)
+	n, err := e.u.MigrateFile(ctx, path)
+	if err != nil || n != 1 {
+		t.Fatalf("migrate: %d %v", n, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("users.json left in place")
+	}
+	if _, err := os.Stat(path + ".migrated"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := e.u.Check(ctx, "admin", "migrated-password", "login"); err != nil || u.Name != "Ada Admin" {
+		t.Fatalf("migrated login: %+v %v", u, err)
+	}
+	if n, err := e.u.MigrateFile(ctx, path); n != 0 || err != nil {
+		t.Fatalf("second migration: %d %v", n, err)
+	}
+	os.WriteFile(path, []byte(`[{"id":"x","role":"boss"}]`), 0o600)
+	if _, err := e.u.MigrateFile(ctx, path); err == nil || !strings.Contains(err.Error(), "entry 1") {
+		t.Fatalf("bad file: %v", err)
+	}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

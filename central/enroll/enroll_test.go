@@ -42,12 +42,9 @@ func setup(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, err := auth.Open(filepath.Join(dir, "users.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	users := auth.New(auth.Options{Store: st, Journal: j, Log: zerolog.Nop()})
 	for _, u := range [][3]string{{"admin", "Ada Admin", auth.RoleAdmin}, {"qa1", "Quinn QA", auth.RoleQA}} {
-		if err := users.Add(u[0], u[1], u[2], "correct horse battery"); err != nil {
+		if err := users.Add(ctx, auth.Actor{ID: "cli:test"}, u[0], u[1], u[2], "correct horse battery", ""); err != nil {
 			t.Fatal(err)
 		}
 	}

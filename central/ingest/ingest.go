@@ -212,23 +212,18 @@ func (in *Ingest) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
+			// Workers stop on ctx (their channels are never closed: a
+			// delivery callback may still be sending). Envelopes still
+			// queued are not acknowledged, so the edges send them again.
+			in.wg.Wait()
+			return nil
 		case <-tick.C:
 			in.Tick(ctx)
 		}
 	}
-	in.mu.Lock()
-	for id, ch := range in.workers {
-		close(ch)
-		delete(in.workers, id)
-	}
-	in.mu.Unlock()
-	in.wg.Wait()
-	return nil
 }
 
 // onRecords dispatches an envelope to its edge's worker, so envelopes of
@@ -244,30 +239,37 @@ func (in *Ingest) onRecords(topic string, payload []byte) {
 		in.mu.Unlock()
 		return
 	}
+	ctx := in.ctx
 	ch, ok := in.workers[edge]
 	if !ok {
 		ch = make(chan []byte, 256)
 		in.workers[edge] = ch
 		in.wg.Add(1)
-		go in.worker(in.ctx, edge, ch)
+		go in.worker(ctx, edge, ch)
 	}
 	in.mu.Unlock()
-	ch <- payload
+	select {
+	case ch <- payload:
+	case <-ctx.Done():
+	}
 }
 
 func (in *Ingest) worker(ctx context.Context, edge string, ch chan []byte) {
 	defer in.wg.Done()
-	for payload := range ch {
+	for {
+		var payload []byte
+		select {
+		case <-ctx.Done():
+			return
+		case payload = <-ch:
+		}
 		// Envelopes that queued up while the last ones were stored go
 		// into one store transaction.
 		batch := [][]byte{payload}
 	more:
 		for len(batch) < 64 {
 			select {
-			case p, ok := <-ch:
-				if !ok {
-					break more
-				}
+			case p := <-ch:
 				batch = append(batch, p)
 			default:
 				break more

@@ -132,12 +132,7 @@ type Service struct {
 }
 
 // Ref is the record reference edge/epoch/seq.
-func (s Service) Ref() string { return Ref(s.Edge, s.Epoch, s.Seq) }
-
-// Ref renders a record reference edge/epoch/seq.
-func Ref(edge string, epoch uint32, seq uint64) string {
-	return fmt.Sprintf("%s/%d/%d", edge, epoch, seq)
-}
+func (s Service) Ref() string { return Ref{Edge: s.Edge, Epoch: s.Epoch, Seq: s.Seq}.String() }
 
 // Certificate is a stored calibration certificate.
 type Certificate struct {
@@ -206,7 +201,7 @@ type EquipOp struct {
 }
 
 // Ref is the record reference of the op.
-func (o EquipOp) Ref() string { return Ref(o.Edge, o.Epoch, o.Seq) }
+func (o EquipOp) Ref() string { return Ref{Edge: o.Edge, Epoch: o.Epoch, Seq: o.Seq}.String() }
 
 // ParseTime parses an RFC 3339 time from a record body ("" is zero).
 func ParseTime(s string) (time.Time, error) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,13 @@ type Op struct {
 	Kind OpKind
 	Edge string
 	At   time.Time
+	// Epoch and Seq are the record's (for OpAudit, OpBatchClosed and
+	// OpContainerClosed, which remember it; for OpBatchReleased and
+	// OpContainerApproved they are the journal record's, Edge the target's).
+	Epoch uint32
+	Seq   uint64
+	// Source is the edge or journal that wrote the record.
+	Source string
 
 	Batch, Line, GTIN, Lot, Expiry, Product string
 	Planned                                 int
@@ -31,6 +39,8 @@ type Op struct {
 	Partial             bool
 
 	PublicKey []byte // OpKeyRetired: the old key
+	// OpAudit, OpBatchReleased, OpContainerApproved.
+	User, Name, Action, Target, Meaning string
 }
 
 // OpKind enumerates projection changes.
@@ -52,6 +62,13 @@ const (
 	// OpKeyRetired closes an edge key's window at At (a key.rotated
 	// record: the old key signs nothing after it).
 	OpKeyRetired
+	// OpAudit adds a line to the audit trail: a user action, or a record
+	// carrying an e-signature.
+	OpAudit
+	// OpBatchReleased: central's journal released a closed batch of Edge.
+	OpBatchReleased
+	// OpContainerApproved: central's journal countersigned a partial close.
+	OpContainerApproved
 )
 
 // Counters are per-edge count changes of one Append.
@@ -74,7 +91,13 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 	var c Counters
 	for i := range recs {
 		r := &recs[i].Record
-		base := Op{Edge: r.Edge, At: r.Time}
+		base := Op{Edge: r.Edge, At: r.Time, Epoch: r.Epoch, Seq: r.Seq, Source: r.Edge}
+		if op, ok := auditOp(r, base); ok {
+			ops = append(ops, op)
+			if r.Kind == record.KindUserAction && IsJournal(r.Edge) {
+				ops = append(ops, journalOps(op)...)
+			}
+		}
 		switch r.Kind {
 		case record.KindBatchCreated:
 			var b record.BatchCreated
@@ -222,6 +245,70 @@ func CheckBody(r *record.Record) error {
 	return err
 }
 
+// signedBody is what every signed record body has in common.
+type signedBody struct {
+	Batch     string            `json:"batch"`
+	Signature *record.Signature `json:"signature"`
+}
+
+var sigKey = []byte(`"signature":{`)
+
+// auditOp returns the audit line of a record: every user.action, and every
+// other record whose body carries an e-signature. Bodies that do not
+// decode add no line here (the kind's own decoding reports them).
+func auditOp(r *record.Record, base Op) (Op, bool) {
+	op := base
+	op.Kind = OpAudit
+	if r.Kind == record.KindUserAction {
+		var a record.UserAction
+		if json.Unmarshal(r.Body, &a) != nil {
+			return op, false
+		}
+		op.User, op.Name, op.Action, op.Target = a.User, a.Name, a.Action, a.Target
+		if a.Signature != nil {
+			op.Meaning = a.Signature.Meaning
+			if op.Name == "" {
+				op.Name = a.Signature.Name
+			}
+		}
+		if a.Action == ActionBatchReleased {
+			if _, b, ok := SplitTarget(a.Target); ok {
+				op.Batch = b
+			}
+		}
+		return op, true
+	}
+	if !bytes.Contains(r.Body, sigKey) {
+		return op, false
+	}
+	var b signedBody
+	if json.Unmarshal(r.Body, &b) != nil || b.Signature == nil {
+		return op, false
+	}
+	op.User, op.Name, op.Meaning, op.Action, op.Batch = b.Signature.User, b.Signature.Name, b.Signature.Meaning, string(r.Kind), b.Batch
+	return op, true
+}
+
+// journalOps derives the projection changes of central's own e-signed
+// decisions (only from a journal: an edge cannot release its own batch).
+func journalOps(a Op) []Op {
+	edge, rest, ok := SplitTarget(a.Target)
+	if !ok || a.Meaning == "" {
+		return nil
+	}
+	op := a
+	op.Edge = edge
+	switch a.Action {
+	case ActionBatchReleased:
+		op.Kind, op.Batch = OpBatchReleased, rest
+	case ActionPartialApproved:
+		op.Kind, op.SSCC = OpContainerApproved, rest
+	default:
+		return nil
+	}
+	return []Op{op}
+}
+
 // SplitUnitID splits "(01)gtin(21)serial"; ok=false for container ids.
 func SplitUnitID(id string) (gtin, serial string, ok bool) {
 	if len(id) < 23 || id[:4] != "(01)" || id[18:22] != "(21)" {
@@ -237,3 +324,42 @@ func ContainerSSCC(id string) (string, bool) {
 	}
 	return "", false
 }
+
+// BackfillOps returns what the Part 11 migration derives from a record
+// stored before it existed: its audit trail line, and for batch.closed and
+// container.closed records the reference the batch or container keeps of
+// its close (OpBatchClosed / OpContainerClosed carrying only Edge, Batch or
+// SSCC, Epoch and Seq; the backends set nothing else from them). Records
+// must be fed in (edge, epoch, seq) order so the last close wins.
+func BackfillOps(s Stored) []Op {
+	r := &s.Record
+	base := Op{Edge: r.Edge, At: r.Time, Epoch: r.Epoch, Seq: r.Seq, Source: r.Edge}
+	var ops []Op
+	if op, ok := auditOp(r, base); ok {
+		ops = append(ops, op)
+	}
+	switch r.Kind {
+	case record.KindBatchClosed:
+		var b record.BatchClosed
+		if json.Unmarshal(r.Body, &b) == nil {
+			op := base
+			op.Kind, op.Batch = OpBatchClosed, b.Batch
+			ops = append(ops, op)
+		}
+	case record.KindContainerClosed:
+		var b record.ContainerClosed
+		if json.Unmarshal(r.Body, &b) == nil {
+			op := base
+			op.Kind, op.SSCC = OpContainerClosed, b.SSCC
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// BackfillKinds are the record kinds BackfillOps may act on besides any
+// record whose body carries a signature.
+var BackfillKinds = []string{string(record.KindUserAction), string(record.KindBatchClosed), string(record.KindContainerClosed)}
+
+// SignatureMarker is the byte string every body with an e-signature holds.
+var SignatureMarker = sigKey

@@ -147,6 +147,45 @@ type Store interface {
 	// EquipmentStore: registry, downtime, calibration (equipment.go).
 	EquipmentStore
 
+	// CreateUser adds an account (ErrExists if the id is taken).
+	CreateUser(ctx context.Context, u User) error
+	// User returns one account (ErrNotFound).
+	User(ctx context.Context, id string) (User, error)
+	// Users lists every account by id.
+	Users(ctx context.Context) ([]User, error)
+	// UpdateUser writes name, role, password hash, disabled and
+	// password-changed time if u.Version is the stored version (else
+	// ErrConflict), and returns the account with its new version.
+	UpdateUser(ctx context.Context, u User) (User, error)
+	// LoginFailed atomically counts a failed login or signing; when the
+	// count reaches max the account is locked until at+lockFor and the count
+	// restarts. It returns the account after the change (ErrNotFound).
+	LoginFailed(ctx context.Context, id string, max int, lockFor time.Duration, at time.Time) (User, error)
+	// LoginReset clears the failure count and any lock; with succeeded it
+	// also records the login time.
+	LoginReset(ctx context.Context, id string, at time.Time, succeeded bool) error
+
+	// CreateSession stores a session (by the hash of its token).
+	CreateSession(ctx context.Context, s Session) error
+	// Session returns a stored session (ErrNotFound), expired or not.
+	Session(ctx context.Context, tokenHash string) (Session, error)
+	// TouchSession moves a session's idle deadline.
+	TouchSession(ctx context.Context, tokenHash string, idleUntil time.Time) error
+	// DeleteSessions deletes the sessions the filter selects and returns how many.
+	DeleteSessions(ctx context.Context, f SessionFilter) (int64, error)
+	// CountSessions counts sessions live at a time.
+	CountSessions(ctx context.Context, at time.Time) (int64, error)
+
+	// Audit lists the audit trail (user actions and e-signed records of
+	// every edge and journal), newest first.
+	Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// Batches lists batch projections, newest first.
+	Batches(ctx context.Context, f BatchFilter) ([]Batch, error)
+	// Batch returns one batch with its unit counts and release problems (ErrNotFound).
+	Batch(ctx context.Context, edge, batch string) (Batch, error)
+	// Containers lists containers (without children), by SSCC.
+	Containers(ctx context.Context, f ContainerFilter) ([]Container, error)
+
 	Close() error
 }
 
@@ -170,4 +209,11 @@ type Container struct {
 	Count                    int
 	Children                 []string
 	ClosedAt                 time.Time
+	// CloseRecord is the container.closed record (zero while open).
+	CloseRecord Ref
+	// A partial close countersigned by QA at central: who, when, and the
+	// journal record of the e-signed approval.
+	ApprovedBy, ApprovedName string
+	ApprovedAt               time.Time
+	Approval                 Ref
 }

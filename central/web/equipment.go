@@ -30,19 +30,19 @@ import (
 //
 // and the JSON API under /api/v1/equipment and /api/v1/downtime.
 func (s *Server) equipmentRoutes(mux *http.ServeMux) {
-	mux.Handle("GET /equipment", s.authed(s.equipmentPage))
-	mux.Handle("GET /equipment/{edge}/{name}", s.authed(s.equipmentItemPage))
-	mux.Handle("GET /equipment/certificates/{edge}/{epoch}/{seq}", s.authed(s.certificate))
-	mux.Handle("GET /equipment/batches/{edge}/{batch}", s.authed(s.batchEquipmentPage))
-	mux.Handle("GET /downtime", s.authed(s.downtimePage))
-	mux.Handle("GET /downtime/{edge}/{epoch}/{id}", s.authed(s.downtimeEventPage))
-	mux.Handle("GET /downtime/{edge}/{epoch}/{id}/export.json", s.authed(s.downtimeExportJSON))
-	mux.Handle("GET /downtime/{edge}/{epoch}/{id}/export.html", s.authed(s.downtimeExportHTML))
-	mux.Handle("GET /api/v1/equipment", s.authed(s.apiEquipment))
-	mux.Handle("GET /api/v1/equipment/{edge}/{name}", s.authed(s.apiEquipmentItem))
-	mux.Handle("GET /api/v1/equipment/batches/{edge}/{batch}", s.authed(s.apiBatchEquipment))
-	mux.Handle("GET /api/v1/downtime", s.authed(s.apiDowntime))
-	mux.Handle("GET /api/v1/downtime/{edge}/{epoch}/{id}", s.authed(s.apiDowntimeEvent))
+	mux.Handle("GET /equipment", s.page(auth.RoleOperator, s.equipmentPage))
+	mux.Handle("GET /equipment/{edge}/{name}", s.page(auth.RoleOperator, s.equipmentItemPage))
+	mux.Handle("GET /equipment/certificates/{edge}/{epoch}/{seq}", s.page(auth.RoleOperator, s.certificate))
+	mux.Handle("GET /equipment/batches/{edge}/{batch}", s.page(auth.RoleOperator, s.batchEquipmentPage))
+	mux.Handle("GET /downtime", s.page(auth.RoleOperator, s.downtimePage))
+	mux.Handle("GET /downtime/{edge}/{epoch}/{id}", s.page(auth.RoleOperator, s.downtimeEventPage))
+	mux.Handle("GET /downtime/{edge}/{epoch}/{id}/export.json", s.page(auth.RoleOperator, s.downtimeExportJSON))
+	mux.Handle("GET /downtime/{edge}/{epoch}/{id}/export.html", s.page(auth.RoleOperator, s.downtimeExportHTML))
+	mux.Handle("GET /api/v1/equipment", s.api(auth.RoleOperator, s.apiEquipment))
+	mux.Handle("GET /api/v1/equipment/{edge}/{name}", s.api(auth.RoleOperator, s.apiEquipmentItem))
+	mux.Handle("GET /api/v1/equipment/batches/{edge}/{batch}", s.api(auth.RoleOperator, s.apiBatchEquipment))
+	mux.Handle("GET /api/v1/downtime", s.api(auth.RoleOperator, s.apiDowntime))
+	mux.Handle("GET /api/v1/downtime/{edge}/{epoch}/{id}", s.api(auth.RoleOperator, s.apiDowntimeEvent))
 }
 
 const tfmt = "2006-01-02 15:04:05 UTC"
@@ -225,14 +225,6 @@ func (s *Server) equipmentList(r *http.Request) ([]EquipmentView, error) {
 func writeAPI(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
-}
-
-func storeError(w http.ResponseWriter, err error) {
-	if errors.Is(err, store.ErrNotFound) {
-		httpError(w, http.StatusNotFound, err.Error())
-		return
-	}
-	httpError(w, http.StatusInternalServerError, err.Error())
 }
 
 func pageError(w http.ResponseWriter, err error) {

@@ -17,7 +17,8 @@ import (
 )
 
 func TestEquipmentPages(t *testing.T) {
-	base, st := start(t)
+	e := start(t, nil)
+	base, st := e.base, e.st
 	ctx := context.Background()
 	c := storetest.NewChain("edge-1", 1, 5)
 	if err := st.EnrollEdge(ctx, store.Edge{ID: c.Edge, PublicKey: c.Pub(), EnrolledBy: "t"}); err != nil {

@@ -1,5 +1,13 @@
-// Package web serves central's dashboard (html/template + embedded assets,
-// no build step) and its JSON API.
+// Package web serves central's pages (html/template + embedded assets, no
+// build step) and its JSON API: the live lines dashboard (server-sent
+// events), alerts, batches and their release, the Part 11 audit trail,
+// records and their corrections, user management and e-signatures.
+//
+// Pages need a session (the login form); the API also takes HTTP basic
+// credentials. Every page and call names the lowest role allowed
+// (operator < supervisor < qa < admin). The session cookie is HttpOnly and
+// SameSite=Strict, and state-changing API calls take JSON bodies only, so
+// another site cannot make a logged-in browser change anything.
 package web
 
 import (
@@ -7,15 +15,21 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
+	"mime"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/serialine/serialine/central/alerts"
+	"github.com/serialine/serialine/central/audit"
 	"github.com/serialine/serialine/central/auth"
+	"github.com/serialine/serialine/central/esign"
 	"github.com/serialine/serialine/central/store"
 )
 
@@ -27,7 +41,13 @@ type Options struct {
 	Listen string
 	Store  store.Store
 	Users  *auth.Users
-	Log    zerolog.Logger
+	// Signer signs (e-signatures); Alerts acknowledges alerts; Verifier
+	// gives the chains' verification status. Pages that need one that is
+	// nil answer 503.
+	Signer   *esign.Service
+	Alerts   *alerts.Alerter
+	Verifier *audit.Verifier
+	Log      zerolog.Logger
 	// Ready reports readiness for /readyz.
 	Ready func() error
 	// Metrics serves /metrics (Prometheus text format), if set.
@@ -35,6 +55,11 @@ type Options struct {
 	// Routes are further handlers (pattern -> handler) served behind the
 	// same login as the dashboard; the handler checks the user's role.
 	Routes map[string]func(http.ResponseWriter, *http.Request, auth.User)
+	// Poll is how often the live dashboard reads the lines (default 1 s);
+	// TrendBucket is the width of one point of the pass-rate trend (default
+	// 1 minute, 30 points).
+	Poll        time.Duration
+	TrendBucket time.Duration
 }
 
 // Server is the HTTP server.
@@ -43,20 +68,35 @@ type Server struct {
 	tpl  *template.Template
 	ln   net.Listener
 	srv  *http.Server
+	mux  *http.ServeMux
 	log  zerolog.Logger
 	addr string
+	hub  *hub
+}
+
+// Nav is the navigation bar: pages of this package and of the packages
+// that add theirs (trace, exports, reports, equipment, downtime).
+var Nav = []struct{ Path, Label, Role string }{
+	{"/", "Lines", auth.RoleOperator},
+	{"/batches", "Batches", auth.RoleOperator},
+	{"/trace", "Trace", auth.RoleSupervisor},
+	{"/equipment", "Equipment", auth.RoleOperator},
+	{"/downtime", "Downtime", auth.RoleOperator},
+	{"/audit", "Audit trail", auth.RoleSupervisor},
+	{"/exports", "Exports", auth.RoleQA},
+	{"/reports", "Reports", auth.RoleSupervisor},
+	{"/users", "Users", auth.RoleAdmin},
 }
 
 // New binds the listener (so Addr is known at once).
 func New(opt Options) (*Server, error) {
-	tpl, err := template.New("").Funcs(template.FuncMap{
-		"ago": func(t time.Time) string {
-			if t.IsZero() {
-				return "never"
-			}
-			return time.Since(t).Round(time.Second).String() + " ago"
-		},
-	}).ParseFS(content, "templates/*.html")
+	if opt.Poll <= 0 {
+		opt.Poll = time.Second
+	}
+	if opt.TrendBucket <= 0 {
+		opt.TrendBucket = time.Minute
+	}
+	tpl, err := template.New("").Funcs(funcs).ParseFS(content, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +105,9 @@ func New(opt Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opt: opt, tpl: tpl, ln: ln, log: opt.Log.With().Str("component", "web").Logger(), addr: ln.Addr().String()}
+	s.hub = newHub(opt.Store, opt.Poll, opt.TrendBucket, s.log)
 	mux := http.NewServeMux()
+	s.mux = mux
 	assets, _ := fs.Sub(content, "assets")
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServer(http.FS(assets))))
 	mux.HandleFunc("GET /login", s.loginPage)
@@ -76,13 +118,38 @@ func New(opt Options) (*Server, error) {
 	if opt.Metrics != nil {
 		mux.Handle("GET /metrics", opt.Metrics)
 	}
-	mux.Handle("GET /api/v1/alerts", s.authed(s.apiAlerts))
-	mux.Handle("GET /{$}", s.authed(s.dashboard))
-	mux.Handle("GET /api/v1/lines", s.authed(s.apiLines))
+
+	op, sup, admin := auth.RoleOperator, auth.RoleSupervisor, auth.RoleAdmin
+	mux.Handle("GET /{$}", s.page(op, s.dashboard))
+	mux.Handle("GET /api/v1/lines", s.api(op, s.apiLines))
+	mux.Handle("GET /api/v1/events", s.api(op, s.events))
+	mux.Handle("GET /api/v1/alerts", s.api(op, s.apiAlerts))
+	mux.Handle("POST /api/v1/alerts/{id}/ack", s.api(sup, s.apiAckAlert))
+
+	mux.Handle("GET /batches", s.page(op, s.batchesPage))
+	mux.Handle("GET /batches/{edge}/{batch}", s.page(op, s.batchPage))
+	mux.Handle("GET /api/v1/batches", s.api(op, s.apiBatches))
+	mux.Handle("GET /api/v1/batches/{edge}/{batch}", s.api(op, s.apiBatch))
+
+	mux.Handle("GET /audit", s.page(sup, s.auditPage))
+	mux.Handle("GET /api/v1/audit", s.api(sup, s.apiAudit))
+	mux.Handle("GET /api/v1/chains", s.api(sup, s.apiChains))
+	mux.Handle("GET /records/{edge}/{epoch}/{seq}", s.page(sup, s.recordPage))
+	mux.Handle("GET /api/v1/records/{edge}/{epoch}/{seq}", s.api(sup, s.apiRecord))
+
+	mux.Handle("POST /api/v1/signatures", s.api(op, s.apiSign))
+	mux.Handle("GET /api/v1/signatures/verify", s.api(sup, s.apiVerifySignature))
+
+	mux.Handle("GET /users", s.page(admin, s.usersPage))
+	mux.Handle("GET /api/v1/users", s.api(admin, s.apiUsers))
+	mux.Handle("POST /api/v1/users", s.api(admin, s.apiAddUser))
+	mux.Handle("POST /api/v1/users/{id}", s.api(admin, s.apiChangeUser))
+	mux.Handle("POST /api/v1/me/password", s.api(op, s.apiOwnPassword))
 	s.equipmentRoutes(mux)
 	for pattern, h := range opt.Routes {
-		mux.Handle(pattern, s.authed(h))
+		mux.Handle(pattern, s.api(op, h)) // the handler checks the role it needs
 	}
+
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -90,10 +157,27 @@ func New(opt Options) (*Server, error) {
 // Addr is the bound address.
 func (s *Server) Addr() string { return s.addr }
 
-// Run serves until ctx ends.
+// Handle adds a route (for pages other packages serve under this server),
+// wrapped with the session/role check for role.
+func (s *Server) Handle(pattern, role string, page bool, h func(http.ResponseWriter, *http.Request, auth.User)) {
+	if page {
+		s.mux.Handle(pattern, s.page(role, h))
+	} else {
+		s.mux.Handle(pattern, s.api(role, h))
+	}
+}
+
+// Run serves until ctx ends. Request contexts derive from ctx, so the live
+// event streams end when central stops.
 func (s *Server) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	s.srv.BaseContext = func(net.Listener) context.Context { return ctx }
+	errc := make(chan error, 2)
+	go func() { errc <- s.hub.run(ctx) }()
+	go func() {
+		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -105,45 +189,120 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-type ctxUser struct{}
+const cookieName = "serialine_session"
 
-// authed requires a session cookie or HTTP basic credentials.
-func (s *Server) authed(h func(http.ResponseWriter, *http.Request, auth.User)) http.Handler {
+// user authenticates a request: a session cookie, or HTTP basic
+// credentials (API clients; a wrong password counts toward the lockout).
+func (s *Server) user(r *http.Request) (auth.User, int, error) {
+	if c, err := r.Cookie(cookieName); err == nil {
+		u, ok, err := s.opt.Users.Session(r.Context(), c.Value)
+		if err != nil {
+			return auth.User{}, http.StatusInternalServerError, err
+		}
+		if ok {
+			return u, 0, nil
+		}
+	}
+	if id, pw, ok := r.BasicAuth(); ok {
+		u, err := s.opt.Users.Check(r.Context(), id, pw, "login")
+		if err != nil {
+			return auth.User{}, http.StatusUnauthorized, err
+		}
+		return u, 0, nil
+	}
+	return auth.User{}, http.StatusUnauthorized, errors.New("login required")
+}
+
+func (s *Server) page(min string, h func(http.ResponseWriter, *http.Request, auth.User)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := r.Cookie("serialine_session"); err == nil {
-			if u, ok := s.opt.Users.Session(c.Value); ok {
-				h(w, r, u)
-				return
-			}
-		}
-		if id, pw, ok := r.BasicAuth(); ok {
-			u, err := s.opt.Users.Check(id, pw)
-			if err == nil {
-				h(w, r, u)
-				return
-			}
-			httpError(w, http.StatusUnauthorized, err.Error())
+		u, code, err := s.user(r)
+		if code == http.StatusUnauthorized {
+			http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
-		if isAPI(r) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="serialine"`)
-			httpError(w, http.StatusUnauthorized, "login required")
+		if err != nil {
+			s.log.Error().Err(err).Msg("session lookup failed")
+			http.Error(w, "session lookup failed", http.StatusInternalServerError)
 			return
 		}
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		if !u.Can(min) {
+			w.WriteHeader(http.StatusForbidden)
+			s.render(w, "error.html", s.data(u, "", map[string]any{"Error": fmt.Sprintf("This page needs the %s role; you are %s.", min, u.Role)}))
+			return
+		}
+		h(w, r, u)
 	})
 }
 
-func isAPI(r *http.Request) bool { return len(r.URL.Path) >= 5 && r.URL.Path[:5] == "/api/" }
+func (s *Server) api(min string, h func(http.ResponseWriter, *http.Request, auth.User)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, code, err := s.user(r)
+		if code != 0 {
+			if code == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Basic realm="serialine"`)
+			}
+			httpError(w, code, err.Error())
+			return
+		}
+		if !u.Can(min) {
+			httpError(w, http.StatusForbidden, fmt.Sprintf("user %s (%s) may not do this: needs %s", u.ID, u.Role, min))
+			return
+		}
+		if r.Method == http.MethodPost {
+			if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+				httpError(w, http.StatusUnsupportedMediaType, "POST bodies are application/json")
+				return
+			}
+		}
+		h(w, r, u)
+	})
+}
 
 func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	json.NewEncoder(w).Encode(v)
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		httpError(w, http.StatusBadRequest, "request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// storeError answers an error of the store or a service with the right code.
+func storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, esign.ErrUnknown):
+		httpError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, esign.ErrRefused):
+		httpError(w, http.StatusForbidden, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		httpError(w, http.StatusConflict, err.Error())
+	default:
+		httpError(w, http.StatusInternalServerError, err.Error())
+	}
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, "login.html", map[string]any{"Error": r.URL.Query().Get("error")})
+	s.render(w, "login.html", map[string]any{"Error": r.URL.Query().Get("error"), "Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(n string) string {
+	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.Contains(n, "\\") {
+		return "/"
+	}
+	return n
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -151,27 +310,35 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?error=bad+form", http.StatusSeeOther)
 		return
 	}
-	u, err := s.opt.Users.Check(r.PostForm.Get("user"), r.PostForm.Get("password"))
+	id := r.PostForm.Get("user")
+	u, tok, err := s.opt.Users.Login(r.Context(), id, r.PostForm.Get("password"))
 	if err != nil {
-		s.log.Warn().Str("user", r.PostForm.Get("user")).Err(err).Msg("login failed")
+		s.log.Warn().Str("user", id).Err(err).Msg("login failed")
 		msg := "Unknown user or wrong password."
-		if errors.Is(err, auth.ErrLocked) {
-			msg = "Account locked after repeated failed logins. Try again later."
+		switch {
+		case errors.Is(err, auth.ErrLocked):
+			msg = "Account locked after repeated failed attempts. Try again later or ask an administrator."
+		case errors.Is(err, auth.ErrDisabled):
+			msg = "Account disabled."
+		case !errors.Is(err, auth.ErrBadLogin):
+			msg = "Login failed: " + err.Error()
 		}
 		w.WriteHeader(http.StatusUnauthorized)
-		s.render(w, "login.html", map[string]any{"Error": msg})
+		s.render(w, "login.html", map[string]any{"Error": msg, "Next": safeNext(r.PostForm.Get("next"))})
 		return
 	}
-	tok := s.opt.Users.NewSession(u.ID)
-	http.SetCookie(w, &http.Cookie{Name: "serialine_session", Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	s.log.Info().Str("user", u.ID).Msg("login")
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie("serialine_session"); err == nil {
-		s.opt.Users.EndSession(c.Value)
+	if c, err := r.Cookie(cookieName); err == nil {
+		if err := s.opt.Users.Logout(r.Context(), c.Value); err != nil {
+			s.log.Error().Err(err).Msg("logout not recorded")
+		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: "serialine_session", Value: "", Path: "/", MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -185,105 +352,28 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ready\n"))
 }
 
+// data builds a page's template data with the layout's fields.
+func (s *Server) data(u auth.User, active string, m map[string]any) map[string]any {
+	if m == nil {
+		m = map[string]any{}
+	}
+	m["User"] = u
+	m["Active"] = active
+	var nav []map[string]string
+	for _, n := range Nav {
+		if u.Can(n.Role) {
+			nav = append(nav, map[string]string{"Path": n.Path, "Label": n.Label})
+		}
+	}
+	m["Nav"] = nav
+	m["Meanings"] = esign.Meanings
+	return m
+}
+
 func (s *Server) render(w http.ResponseWriter, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	if err := s.tpl.ExecuteTemplate(w, name, data); err != nil {
 		s.log.Error().Err(err).Str("template", name).Msg("render failed")
 	}
-}
-
-// LineView is one line as shown by the dashboard and the API.
-type LineView struct {
-	Edge          string    `json:"edge"`
-	Line          string    `json:"line"`
-	State         string    `json:"state"`
-	Batch         string    `json:"batch"`
-	UnitsGood     int64     `json:"units_good"`
-	UnitsRejected int64     `json:"units_rejected"`
-	CasesClosed   int64     `json:"cases_closed"`
-	PalletsClosed int64     `json:"pallets_closed"`
-	Records       int64     `json:"records"`
-	HeadSeq       uint64    `json:"head_seq"`
-	PendingSync   uint64    `json:"pending_sync"`
-	Quarantined   int64     `json:"quarantined"`
-	LastSeen      time.Time `json:"last_seen"`
-	UnitsPerMin   float64   `json:"units_per_min"`
-}
-
-func (s *Server) lines(ctx context.Context) ([]LineView, error) {
-	ls, err := s.opt.Store.Lines(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]LineView, 0, len(ls))
-	for _, l := range ls {
-		v := LineView{
-			Edge: l.Edge, Line: l.Line, State: l.State, Batch: l.Batch,
-			UnitsGood: l.UnitsGood, UnitsRejected: l.UnitsRejected, CasesClosed: l.CasesClosed, PalletsClosed: l.PalletsClosed,
-			Records: l.Records, HeadSeq: l.Head.Seq, PendingSync: l.PendingSync, Quarantined: l.QuarantinedNum, LastSeen: l.LastSeen,
-		}
-		if l.LastStatus != nil {
-			v.UnitsPerMin = l.LastStatus.UnitsPerMin
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-func (s *Server) apiLines(w http.ResponseWriter, r *http.Request, _ auth.User) {
-	ls, err := s.lines(r.Context())
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"lines": ls})
-}
-
-func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u auth.User) {
-	ls, err := s.lines(r.Context())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	s.render(w, "dashboard.html", map[string]any{"User": u, "Lines": ls, "Now": time.Now().UTC().Format(time.RFC3339)})
-}
-
-// AlertView is an alert as the API shows it.
-type AlertView struct {
-	ID       int64      `json:"id"`
-	At       time.Time  `json:"at"`
-	Severity string     `json:"severity"`
-	Code     string     `json:"code"`
-	Edge     string     `json:"edge,omitempty"`
-	Message  string     `json:"message"`
-	Ref      string     `json:"ref,omitempty"`
-	Active   bool       `json:"active"`
-	AckedBy  string     `json:"acked_by,omitempty"`
-	AckedAt  *time.Time `json:"acked_at,omitempty"`
-	Cleared  *time.Time `json:"cleared_at,omitempty"`
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-// apiAlerts lists alerts: ?active=1 for active ones only, ?edge=, ?code=.
-func (s *Server) apiAlerts(w http.ResponseWriter, r *http.Request, _ auth.User) {
-	q := r.URL.Query()
-	list, err := s.opt.Store.Alerts(r.Context(), store.AlertFilter{ActiveOnly: q.Get("active") == "1", Edge: q.Get("edge"), Code: q.Get("code"), Limit: 500})
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	out := make([]AlertView, 0, len(list))
-	for _, a := range list {
-		out = append(out, AlertView{ID: a.ID, At: a.At, Severity: a.Severity, Code: a.Code, Edge: a.Edge, Message: a.Message, Ref: a.Ref,
-			Active: a.Active, AckedBy: a.AckedBy, AckedAt: timePtr(a.AckedAt), Cleared: timePtr(a.ClearedAt)})
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"alerts": out})
 }

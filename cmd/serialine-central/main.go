@@ -2,7 +2,7 @@
 // MQTT broker (embedded by default), ingest, dashboard and API.
 //
 //	serialine-central --config configs/demo-central.yaml [--broker URL] [--db URL] [--http ADDR]
-//	serialine-central user add --config FILE --id ID --name "Printed Name" --role admin
+//	serialine-central user add|passwd|disable|enable|role|unlock|list --config FILE --id ID ...
 //	serialine-central enroll --config FILE --edge ID --key BASE64 --user ADMIN [--reason TEXT]
 //	serialine-central rotate-key --config FILE --edge ID --key BASE64 --user ADMIN [--from RFC3339] [--overlap 24h]
 //	serialine-central verify --config FILE [--edge ID]   re-verify every stored chain
@@ -26,10 +26,8 @@ import (
 	"time"
 
 	"github.com/serialine/serialine/central/app"
-	"github.com/serialine/serialine/central/auth"
 	"github.com/serialine/serialine/central/config"
 	"github.com/serialine/serialine/central/enroll"
-	"github.com/serialine/serialine/central/journal"
 	"github.com/serialine/serialine/central/store"
 	"github.com/serialine/serialine/cmd/internal/cli"
 	"github.com/serialine/serialine/sync/record"
@@ -107,7 +105,7 @@ func run(args []string) int {
 		return 1
 	}
 	defer a.Close()
-	if a.Users.Count() == 0 {
+	if n, err := a.Users.Count(ctx); err == nil && n == 0 {
 		log.Warn().Msg("no users yet: create the first admin with `serialine-central user add --role admin`")
 	}
 	log.Info().Str("dashboard", "http://"+a.HTTPAddr()).Str("broker", a.BrokerURL()).Str("version", version).Msg("central running")
@@ -115,42 +113,6 @@ func run(args []string) int {
 		log.Error().Err(err).Msg("central stopped")
 		return 1
 	}
-	return 0
-}
-
-func userCmd(args []string) int {
-	if len(args) == 0 || args[0] != "add" {
-		fmt.Fprintln(os.Stderr, "usage: serialine-central user add --config FILE --id ID --name NAME --role ROLE [--password PW]")
-		return 2
-	}
-	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-	id := fs.String("id", "", "user id")
-	name := fs.String("name", "", "printed name (shown in e-signatures)")
-	role := fs.String("role", "", "operator, supervisor, qa or admin")
-	pw := fs.String("password", "", "password (at least 12 characters); generated and printed if empty")
-	cfg, err := loadConfig(fs, args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "serialine-central:", err)
-		return 2
-	}
-	users, err := auth.Open(cfg.DataDir + "/users.json")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "serialine-central:", err)
-		return 1
-	}
-	password := *pw
-	if password == "" {
-		password = auth.GeneratePassword()
-	}
-	if err := users.Add(*id, *name, *role, password); err != nil {
-		fmt.Fprintln(os.Stderr, "serialine-central:", err)
-		return 1
-	}
-	fmt.Printf("user %s (%s) created", *id, *role)
-	if *pw == "" {
-		fmt.Printf("; password: %s", password)
-	}
-	fmt.Println()
 	return 0
 }
 
@@ -193,26 +155,14 @@ func enrollCmd(args []string, rotate bool) int {
 		fmt.Fprintln(os.Stderr, "serialine-central:", err)
 		return 2
 	}
-	users, err := auth.Open(cfg.DataDir + "/users.json")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "serialine-central:", err)
-		return 1
-	}
-	u, err := users.Check(*user, password)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "serialine-central:", err)
-		return 1
-	}
 	ctx := context.Background()
-	st, err := app.OpenStore(ctx, cfg.DB, cfg.DataDir)
+	st, j, users, err := openCLI(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "serialine-central:", err)
 		return 1
 	}
 	defer st.Close()
-	// The command line writes its own journal chain (central.<id>.cli,
-	// same key as the instance) so it never forks a running instance's.
-	j, err := journal.Open(ctx, journal.Options{Store: st, KeyPath: app.KeyPath(cfg), Instance: cfg.ID + ".cli", Log: cli.Logger("warn", false)})
+	u, err := users.Check(ctx, *user, password, name)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "serialine-central:", err)
 		return 1

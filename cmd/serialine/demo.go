@@ -199,7 +199,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log zerolog.Logg
 		return nil, fmt.Errorf("central: %w", err)
 	}
 	defer central.Close()
-	adminPW, err := demoAdmin(central.Users, filepath.Join(o.dir, "admin-password"))
+	adminPW, err := demoAdmin(cctx, central.Users, filepath.Join(o.dir, "admin-password"))
 	if err != nil {
 		return nil, err
 	}
@@ -390,12 +390,12 @@ func stableID(file, base string) (string, error) {
 
 // demoAdmin creates the demo's central admin with a generated password, kept
 // (mode 0600) in the demo directory so a re-run can print it again.
-func demoAdmin(users *auth.Users, file string) (string, error) {
+func demoAdmin(ctx context.Context, users *auth.Users, file string) (string, error) {
 	if b, err := os.ReadFile(file); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
 	pw := auth.GeneratePassword()
-	if err := users.Add("admin", "Demo Administrator", auth.RoleAdmin, pw); err != nil {
+	if err := users.Add(ctx, auth.Actor{ID: "demo", Name: "serialine demo"}, "admin", "Demo Administrator", auth.RoleAdmin, pw, "the demo's generated administrator"); err != nil {
 		return "", err
 	}
 	return pw, os.WriteFile(file, []byte(pw+"\n"), 0o600)

@@ -36,21 +36,27 @@ func TestDemoPallets(t *testing.T) {
 	cases := []struct {
 		name string
 		args []string
-		need func(t *testing.T)
+		need func(t *testing.T) []string // more args
 	}{
-		{"embedded", nil, func(t *testing.T) {}},
-		{"postgres", nil, func(t *testing.T) {
+		{"embedded", nil, func(t *testing.T) []string { return nil }},
+		{"postgres", nil, func(t *testing.T) []string {
 			requireService(t, "SERIALINE_REQUIRE_PG", "127.0.0.1:5432", "PostgreSQL")
+			return []string{"--db", freshSchemaURL(t)} // its own schema: tests share the server
 		}},
-		{"mosquitto", []string{"--broker", "tcp://127.0.0.1:1883"}, func(t *testing.T) {
+		{"mosquitto", []string{"--broker", "tcp://127.0.0.1:1883"}, func(t *testing.T) []string {
 			requireService(t, "SERIALINE_REQUIRE_MOSQUITTO", "127.0.0.1:1883", "Mosquitto")
+			return nil
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.need(t)
-			if tc.name == "postgres" {
-				tc.args = []string{"--db", pgSchema(t)}
+			tc.args = append(tc.args, tc.need(t)...)
+			dir := t.TempDir()
+			summary := filepath.Join(dir, "s.json")
+			var out, errOut bytes.Buffer
+			args := append([]string{"demo", "--pallets", "2", "--dir", filepath.Join(dir, "demo"), "--summary-json", summary, "--timeout", "3m", "--log-level", "error"}, tc.args...)
+			if code := run(args, &out, &errOut); code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
 			}
 			runs := 1
 			if tc.name == "postgres" {

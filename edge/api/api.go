@@ -30,6 +30,7 @@ type Server struct {
 	log   zerolog.Logger
 	ln    net.Listener
 	srv   *http.Server
+	mux   *http.ServeMux
 	now   func() time.Time
 
 	equip *equipment.Tracker // equipment.go
@@ -57,6 +58,7 @@ func New(listen string, eng *line.Engine, users []config.User, log zerolog.Logge
 		s.users[u.ID] = u
 	}
 	mux := http.NewServeMux()
+	s.mux = mux // metrics.go: ServeMetrics
 	for _, rt := range s.routes() {
 		h := rt.read
 		if rt.role != "" {

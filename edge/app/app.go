@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
@@ -84,7 +86,9 @@ type Edge struct {
 	// Equipment is the equipment registry (downtime, calibration, interlock).
 	Equipment *equipment.Tracker
 	link      *equipment.LinkMonitor
-	log       zerolog.Logger
+	// Metrics is the Prometheus registry served at the API's /metrics.
+	Metrics *prometheus.Registry
+	log     zerolog.Logger
 }
 
 // DataDir resolves the edge's data directory.
@@ -183,6 +187,9 @@ func New(opt Options) (_ *Edge, err error) {
 		return nil, err
 	}
 	e.Equipment.SetExecutor(e.Engine)
+	if e.Metrics, err = newRegistry(e); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	if cfg.Edge.HTTP != "" {
 		if e.API, err = api.New(cfg.Edge.HTTP, e.Engine, cfg.Users, log); err != nil {
 			return nil, fmt.Errorf("edge.http %s: %w", cfg.Edge.HTTP, err)
@@ -191,6 +198,7 @@ func New(opt Options) (_ *Edge, err error) {
 			e.API.SetReload(e.Reload)
 		}
 		e.API.SetEquipment(e.Equipment)
+		e.API.ServeMetrics(promhttp.HandlerFor(e.Metrics, promhttp.HandlerOpts{}), e.Ready)
 	}
 	password := cfg.Central.Password
 	if cfg.Central.PasswordFile != "" {
@@ -233,6 +241,8 @@ func (e *Edge) wireStatus() wire.Status {
 		Good: s.Good, Rejected: s.Rejected, Reasons: s.Reasons, CasesClosed: s.CasesClosed, PalletsDone: s.PalletsClosed,
 		OpenCase: s.OpenCaseFill, OpenPallet: s.OpenPalletFill, LastSeq: s.LastSeq, AckedSeq: s.AckedSeq, Pending: s.PendingSync,
 		UnitsPerMin: s.UnitsPerMin, Devices: s.Devices, Time: nowRFC3339(),
+		OpenCaseSSCC: s.OpenCase, OpenPalletSSCC: s.OpenPallet, Aggregated: s.Aggregated, InFlight: s.InFlight,
+		Commissioned: s.Commissioned, Planned: s.Planned, BatchState: s.BatchState, Alarms: s.Alarms,
 	}
 }
 

@@ -38,6 +38,7 @@ type Status struct {
 	InFlight       int               `json:"in_flight"`
 	CasesClosed    int               `json:"cases_closed"`
 	PalletsClosed  int               `json:"pallets_closed"`
+	Aggregated     int               `json:"aggregated"` // good units in closed cases
 	OpenCase       string            `json:"open_case,omitempty"`
 	OpenCaseFill   int               `json:"open_case_fill"`
 	OpenPallet     string            `json:"open_pallet,omitempty"`
@@ -123,7 +124,7 @@ func (e *Engine) publish() {
 			s.Reasons[k] = v
 		}
 		s.InFlight = len(b.InFlight)
-		s.CasesClosed, s.PalletsClosed = b.CasesClosed, b.PalletsClosed
+		s.CasesClosed, s.PalletsClosed, s.Aggregated = b.CasesClosed, b.PalletsClosed, b.Aggregated
 		s.OpenCase, s.OpenPallet = b.OpenCase, b.OpenPallet
 		s.LastSerial = b.LastSerial
 		s.Alarms = append([]string(nil), b.Alarms...)

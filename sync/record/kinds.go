@@ -71,6 +71,12 @@ type Signature struct {
 	Meaning string `json:"meaning"` // e.g. "approval", "review", "responsibility"
 	Time    string `json:"time"`    // RFC 3339 UTC
 	Reason  string `json:"reason,omitempty"`
+	// Ref and RefHash bind a signature kept in another record (central's
+	// journal) to the record it signs: its edge/epoch/seq and its SHA-256
+	// (hex), so the signature cannot be moved to another record (21 CFR
+	// 11.70). A signature inside the signed record's own body needs neither.
+	Ref     string `json:"ref,omitempty"`
+	RefHash string `json:"ref_hash,omitempty"`
 }
 
 // BatchStarted opens a batch (work order) on a line.
@@ -303,6 +309,7 @@ type UserAction struct {
 	Role   string `json:"role,omitempty"`
 	Action string `json:"action"`           // e.g. edge.enrolled, alert.acknowledged, user.created
 	Target string `json:"target,omitempty"` // what the action is about (edge id, alert id, batch, ...)
+	Field  string `json:"field,omitempty"`  // the corrected or changed field, if one
 	Old    string `json:"old,omitempty"`
 	New    string `json:"new,omitempty"`
 	Reason string `json:"reason,omitempty"`

@@ -189,4 +189,13 @@ type Status struct {
 	UnitsPerMin float64           `json:"units_per_min"`
 	Devices     map[string]string `json:"devices,omitempty"` // device -> "ok" or fault
 	Time        string            `json:"time"`
+	// Added for the dashboard; an older edge leaves them empty.
+	OpenCaseSSCC   string   `json:"open_case,omitempty"`
+	OpenPalletSSCC string   `json:"open_pallet,omitempty"`
+	Aggregated     int      `json:"aggregated,omitempty"` // good units of the batch in closed cases
+	InFlight       int      `json:"in_flight,omitempty"`  // units printed, awaiting a verdict
+	Commissioned   int      `json:"commissioned,omitempty"`
+	Planned        int      `json:"planned,omitempty"`
+	BatchState     string   `json:"batch_state,omitempty"`
+	Alarms         []string `json:"alarms,omitempty"`
 }

@@ -189,13 +189,6 @@ func queueEquipment(b *pgx.Batch, ops []store.EquipOp) {
 	}
 }
 
-func tv(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return t.UTC()
-}
-
 func unj(s *string, v any) {
 	if s != nil && *s != "" {
 		_ = json.Unmarshal([]byte(*s), v)
@@ -399,7 +392,7 @@ func (s *Store) Certificate(ctx context.Context, edge string, epoch uint32, seq 
 	err := s.pool.QueryRow(ctx, `SELECT cert_name, cert_type, cert_sha256, cert_data FROM equipment_service WHERE edge = $1 AND epoch = $2 AND seq = $3`, edge, int64(epoch), int64(seq)).
 		Scan(&name, &ct, &sha, &c.Data)
 	if errors.Is(err, pgx.ErrNoRows) || err == nil && name == nil {
-		return c, fmt.Errorf("certificate of %s: %w", store.Ref(edge, epoch, seq), store.ErrNotFound)
+		return c, fmt.Errorf("certificate of %s: %w", store.Ref{Edge: edge, Epoch: epoch, Seq: seq}, store.ErrNotFound)
 	}
 	c.Name, c.ContentType, c.SHA256 = deref(name), deref(ct), deref(sha)
 	return c, err
@@ -436,7 +429,7 @@ func (s *Store) EquipmentChecks(ctx context.Context, edge, batch string) ([]stor
 		var body string
 		err := r.Scan(&c.Edge, &epoch, &seq, &c.Batch, &c.At, &body)
 		c.At = c.At.UTC()
-		c.Ref = store.Ref(c.Edge, uint32(epoch), uint64(seq))
+		c.Ref = store.Ref{Edge: c.Edge, Epoch: uint32(epoch), Seq: uint64(seq)}.String()
 		if err == nil {
 			err = json.Unmarshal([]byte(body), &c.Check)
 		}

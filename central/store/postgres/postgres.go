@@ -104,7 +104,11 @@ CREATE TABLE edge_keys (
 INSERT INTO edge_keys (edge, public_key, enrolled_by, enrolled_at) SELECT id, public_key, enrolled_by, enrolled_at FROM edges;
 CREATE INDEX batches_gtin ON batches(gtin);
 CREATE INDEX units_gtin_lot ON units(gtin, lot);
-`}
+`,
+	// 6: users, sessions, the audit trail projection, batch release and
+	// partial-close approval (21 CFR Part 11).
+	migrationPart11,
+}
 
 // Open connects (url may carry search_path and other runtime parameters)
 // and applies migrations.
@@ -162,6 +166,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	for ; v < len(migrations); v++ {
 		if _, err := tx.Exec(ctx, migrations[v]); err != nil {
 			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if migrations[v] == migrationPart11 {
+			if err := backfillPart11(ctx, tx); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE schema_version SET version = $1`, v); err != nil {
@@ -479,7 +488,7 @@ func queueOps(b *pgx.Batch, ops []store.Op) {
 		case store.OpBatchState:
 			b.Queue(`UPDATE batches SET state = $1 WHERE edge = $2 AND batch = $3`, op.State, op.Edge, op.Batch)
 		case store.OpBatchClosed:
-			b.Queue(`UPDATE batches SET state = $1, closed_at = $2, reconciliation = $3 WHERE edge = $4 AND batch = $5`, op.State, op.At, string(op.Reconciliation), op.Edge, op.Batch)
+			b.Queue(`UPDATE batches SET state = $1, closed_at = $2, reconciliation = $3, closed_epoch = $6, closed_seq = $7 WHERE edge = $4 AND batch = $5`, op.State, op.At, string(op.Reconciliation), op.Edge, op.Batch, int64(op.Epoch), int64(op.Seq))
 		case store.OpUnitInsert:
 			// A serial another edge already commissioned is recorded as a
 			// conflict (compliance alert); the records are stored anyway.
@@ -517,11 +526,13 @@ func queueOps(b *pgx.Batch, ops []store.Op) {
 				}
 			}
 		case store.OpContainerClosed:
-			b.Queue(`UPDATE containers SET closed = true, partial = $1, count = $2, closed_at = $3 WHERE sscc = $4 AND edge = $5`, op.Partial, op.Count, op.At, op.SSCC, op.Edge)
+			b.Queue(`UPDATE containers SET closed = true, partial = $1, count = $2, closed_at = $3, closed_epoch = $6, closed_seq = $7 WHERE sscc = $4 AND edge = $5`, op.Partial, op.Count, op.At, op.SSCC, op.Edge, int64(op.Epoch), int64(op.Seq))
 		case store.OpContainerReopened:
-			b.Queue(`UPDATE containers SET closed = false, partial = false WHERE sscc = $1 AND edge = $2`, op.SSCC, op.Edge)
+			b.Queue(`UPDATE containers SET closed = false, partial = false, closed_epoch = NULL, closed_seq = NULL, approved_by = NULL, approved_name = NULL, approved_at = NULL, approval_ref = NULL WHERE sscc = $1 AND edge = $2`, op.SSCC, op.Edge)
 		case store.OpKeyRetired:
 			b.Queue(`UPDATE edge_keys SET valid_until = $1 WHERE edge = $2 AND public_key = $3 AND (valid_until IS NULL OR valid_until > $1)`, op.At, op.Edge, op.PublicKey)
+		case store.OpAudit, store.OpBatchReleased, store.OpContainerApproved:
+			queuePart11Op(b, op)
 		}
 	}
 }
@@ -673,20 +684,12 @@ func deref(s *string) string {
 
 // Container implements store.Store.
 func (s *Store) Container(ctx context.Context, sscc string) (store.Container, error) {
-	var c store.Container
-	var batch, parent *string
-	var at *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT sscc, level, batch, edge, parent, closed, partial, count, closed_at FROM containers WHERE sscc = $1`, sscc).
-		Scan(&c.SSCC, &c.Level, &batch, &c.Edge, &parent, &c.Closed, &c.Partial, &c.Count, &at)
+	c, err := scanContainer(s.pool.QueryRow(ctx, `SELECT `+containerCols+` FROM containers WHERE sscc = $1`, sscc))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, fmt.Errorf("container %s: %w", sscc, store.ErrNotFound)
 	}
 	if err != nil {
 		return c, err
-	}
-	c.Batch, c.Parent = deref(batch), deref(parent)
-	if at != nil {
-		c.ClosedAt = *at
 	}
 	rows, err := s.pool.Query(ctx, `SELECT child FROM container_children WHERE parent = $1 ORDER BY child`, sscc)
 	if err != nil {

@@ -425,7 +425,7 @@ func (s *Store) Certificate(ctx context.Context, edge string, epoch uint32, seq 
 	err := s.r.QueryRowContext(ctx, `SELECT cert_name, cert_type, cert_sha256, cert_data FROM equipment_service WHERE edge = ? AND epoch = ? AND seq = ?`, edge, epoch, seq).
 		Scan(&name, &ct, &sha, &c.Data)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && !name.Valid {
-		return c, fmt.Errorf("certificate of %s: %w", store.Ref(edge, epoch, seq), store.ErrNotFound)
+		return c, fmt.Errorf("certificate of %s: %w", store.Ref{Edge: edge, Epoch: epoch, Seq: seq}, store.ErrNotFound)
 	}
 	c.Name, c.ContentType, c.SHA256 = name.String, ct.String, sha.String
 	return c, err
@@ -469,7 +469,7 @@ func (s *Store) EquipmentChecks(ctx context.Context, edge, batch string) ([]stor
 		if err := rows.Scan(&c.Edge, &epoch, &seq, &c.Batch, &at, &body); err != nil {
 			return nil, err
 		}
-		c.At, c.Ref = ptime(at), store.Ref(c.Edge, epoch, seq)
+		c.At, c.Ref = ptime(at), store.Ref{Edge: c.Edge, Epoch: epoch, Seq: seq}.String()
 		unjson(body, &c.Check)
 		out = append(out, c)
 	}

@@ -94,7 +94,11 @@ CREATE TABLE edge_keys (
 INSERT INTO edge_keys (edge, public_key, enrolled_by, enrolled_at) SELECT id, public_key, enrolled_by, enrolled_at FROM edges;
 CREATE INDEX batches_gtin ON batches(gtin);
 CREATE INDEX units_gtin_lot ON units(gtin, lot);
-`}
+`,
+	// 6: users, sessions, the audit trail projection, batch release and
+	// partial-close approval (21 CFR Part 11).
+	migrationPart11,
+}
 
 // Open opens or creates the database file and applies migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -146,6 +150,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	for ; v < len(migrations); v++ {
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if migrations[v] == migrationPart11 {
+			if err := backfillPart11(ctx, tx); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v); err != nil {
@@ -503,7 +512,7 @@ func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
 		case store.OpBatchState:
 			err = exec(`UPDATE batches SET state = ? WHERE edge = ? AND batch = ?`, op.State, op.Edge, op.Batch)
 		case store.OpBatchClosed:
-			err = exec(`UPDATE batches SET state = ?, closed_at = ?, reconciliation = ? WHERE edge = ? AND batch = ?`, op.State, at, string(op.Reconciliation), op.Edge, op.Batch)
+			err = exec(`UPDATE batches SET state = ?, closed_at = ?, reconciliation = ?, closed_epoch = ?, closed_seq = ? WHERE edge = ? AND batch = ?`, op.State, at, string(op.Reconciliation), op.Epoch, op.Seq, op.Edge, op.Batch)
 		case store.OpUnitInsert:
 			err = exec(`INSERT INTO units (gtin, serial, batch, lot, expiry, edge, status, commissioned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (gtin, serial) DO NOTHING`,
 				op.GTIN, op.Serial, op.Batch, op.Lot, op.Expiry, op.Edge, op.Status, at)
@@ -547,11 +556,13 @@ func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
 				}
 			}
 		case store.OpContainerClosed:
-			err = exec(`UPDATE containers SET closed = 1, partial = ?, count = ?, closed_at = ? WHERE sscc = ? AND edge = ?`, op.Partial, op.Count, at, op.SSCC, op.Edge)
+			err = exec(`UPDATE containers SET closed = 1, partial = ?, count = ?, closed_at = ?, closed_epoch = ?, closed_seq = ? WHERE sscc = ? AND edge = ?`, op.Partial, op.Count, at, op.Epoch, op.Seq, op.SSCC, op.Edge)
 		case store.OpContainerReopened:
-			err = exec(`UPDATE containers SET closed = 0, partial = 0 WHERE sscc = ? AND edge = ?`, op.SSCC, op.Edge)
+			err = exec(`UPDATE containers SET closed = 0, partial = 0, closed_epoch = NULL, closed_seq = NULL, approved_by = NULL, approved_name = NULL, approved_at = NULL, approval_ref = NULL WHERE sscc = ? AND edge = ?`, op.SSCC, op.Edge)
 		case store.OpKeyRetired:
 			err = exec(`UPDATE edge_keys SET valid_until = ? WHERE edge = ? AND public_key = ? AND (valid_until IS NULL OR valid_until > ?)`, op.At.UnixNano(), op.Edge, op.PublicKey, op.At.UnixNano())
+		case store.OpAudit, store.OpBatchReleased, store.OpContainerApproved:
+			err = applyPart11Op(exec, op)
 		}
 		if err != nil {
 			return fmt.Errorf("projection of edge %s: %w", op.Edge, err)
@@ -691,17 +702,13 @@ func (s *Store) Unit(ctx context.Context, gtin, serial string) (store.Unit, erro
 
 // Container implements store.Store.
 func (s *Store) Container(ctx context.Context, sscc string) (store.Container, error) {
-	var c store.Container
-	var batch, parent, at sql.NullString
-	err := s.r.QueryRowContext(ctx, `SELECT sscc, level, batch, edge, parent, closed, partial, count, closed_at FROM containers WHERE sscc = ?`, sscc).
-		Scan(&c.SSCC, &c.Level, &batch, &c.Edge, &parent, &c.Closed, &c.Partial, &c.Count, &at)
+	c, err := scanContainer(s.r.QueryRowContext(ctx, `SELECT `+containerCols+` FROM containers WHERE sscc = ?`, sscc))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("container %s: %w", sscc, store.ErrNotFound)
 	}
 	if err != nil {
 		return c, err
 	}
-	c.Batch, c.Parent, c.ClosedAt = batch.String, parent.String, parseTS(at)
 	rows, err := s.r.QueryContext(ctx, `SELECT child FROM container_children WHERE parent = ? ORDER BY child`, sscc)
 	if err != nil {
 		return c, err

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -65,4 +66,40 @@ func TestVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+}
+
+// A database migrated before the Part 11 migration gets its audit trail
+// and close references from the records it already holds.
+func TestPart11MigrationBackfills(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "central.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.BackfillFixture(t, s)
+	// Rewind to the schema before the migration, records kept.
+	idx := -1
+	for i, m := range migrations {
+		if m == migrationPart11 {
+			idx = i
+		}
+	}
+	for _, q := range []string{`DROP TABLE users`, `DROP TABLE sessions`, `DROP TABLE audit`,
+		`ALTER TABLE batches DROP COLUMN closed_epoch`, `ALTER TABLE batches DROP COLUMN closed_seq`, `ALTER TABLE batches DROP COLUMN released_by`,
+		`ALTER TABLE batches DROP COLUMN released_name`, `ALTER TABLE batches DROP COLUMN released_at`, `ALTER TABLE batches DROP COLUMN release_ref`,
+		`ALTER TABLE containers DROP COLUMN closed_epoch`, `ALTER TABLE containers DROP COLUMN closed_seq`, `ALTER TABLE containers DROP COLUMN approved_by`,
+		`ALTER TABLE containers DROP COLUMN approved_name`, `ALTER TABLE containers DROP COLUMN approved_at`, `ALTER TABLE containers DROP COLUMN approval_ref`,
+		fmt.Sprintf(`UPDATE schema_version SET version = %d`, idx)} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	s2, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	storetest.CheckBackfill(t, s2)
 }

@@ -512,7 +512,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("journal records: %d", n)
 		}
 	})
+
+	runPart11(t, open)
 }
+
+// runPart11 is in part11.go.
+var _ = runPart11
 
 func recordsOf(s []store.Stored) []record.Record {
 	out := make([]record.Record, len(s))

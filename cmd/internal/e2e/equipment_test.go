@@ -118,7 +118,7 @@ func startCentral(t *testing.T, edges ...centralcfg.Edge) *centralRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.Users.Add("admin", "Ada Admin", auth.RoleAdmin, adminPW); err != nil {
+	if err := app.Users.Add(ctx, auth.Actor{ID: "cli:test"}, "admin", "Ada Admin", auth.RoleAdmin, adminPW, ""); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
