@@ -110,7 +110,7 @@ func TestEnrollAndRotateByAPI(t *testing.T) {
 	}{
 		{"no login", "", "/api/v1/edges", "application/json", map[string]string{"id": "line-1", "public_key": k1}, 401, "login required"},
 		{"not an admin", "qa1", "/api/v1/edges", "application/json", map[string]string{"id": "line-1", "public_key": k1}, 403, "only an admin"},
-		{"form post", "admin", "/api/v1/edges", "application/x-www-form-urlencoded", map[string]string{"id": "line-1", "public_key": k1}, 415, "JSON"},
+		{"form post", "admin", "/api/v1/edges", "application/x-www-form-urlencoded", map[string]string{"id": "line-1", "public_key": k1}, 415, "application/json"},
 		{"bad key", "admin", "/api/v1/edges", "application/json", map[string]string{"id": "line-1", "public_key": "abc"}, 400, "public key"},
 		{"journal id", "admin", "/api/v1/edges", "application/json", map[string]string{"id": "central.x", "public_key": k1}, 400, "reserved"},
 		{"unknown field", "admin", "/api/v1/edges", "application/json", map[string]string{"id": "line-1", "key": k1}, 400, "unknown field"},
@@ -136,9 +136,15 @@ func TestEnrollAndRotateByAPI(t *testing.T) {
 	// is in the journal, with who, what and why.
 	acts := f.journal(t)
 	var got []string
+	var edgeActs []record.UserAction
 	for _, a := range acts {
+		if strings.HasPrefix(a.Action, "user.") {
+			continue // the fixture's accounts
+		}
+		edgeActs = append(edgeActs, a)
 		got = append(got, a.Action+" "+a.Target+" by "+a.User)
 	}
+	acts = edgeActs
 	want := []string{"edge.enrolled line-1 by admin", "edge.key_rotated line-1 by admin", "edge.key_rotated line-1 by admin", "edge.key_rotation_failed line-1 by admin"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("journal:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

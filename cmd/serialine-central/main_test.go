@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,10 +68,23 @@ func TestEnrollRotateVerify(t *testing.T) {
 	if len(keys) != 2 || keys[0].ValidUntil.Format("15:04") != "09:00" || keys[1].EnrolledBy != "root" {
 		t.Fatalf("keys %+v", keys)
 	}
-	// The journal of the command line holds both actions, and verifies.
-	jr, err := st.Records(ctx, store.JournalPrefix+"c1.cli", mustHead(t, st, store.JournalPrefix+"c1.cli").Epoch, 1, 10)
-	if err != nil || len(jr) != 2 || !strings.Contains(string(jr[0].Record.Body), `"edge.enrolled"`) || !strings.Contains(string(jr[1].Record.Body), `"edge.key_rotated"`) || !strings.Contains(string(jr[1].Record.Body), `"user":"root"`) {
-		t.Fatalf("journal %v %v", jr, err)
+	// The journal of the command line holds the user changes, the refused
+	// attempt and both edge actions, in that order, and verifies.
+	jr, err := st.Records(ctx, store.JournalPrefix+"c1.cli", mustHead(t, st, store.JournalPrefix+"c1.cli").Epoch, 1, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acts []string
+	for _, r := range jr {
+		var a record.UserAction
+		if err := json.Unmarshal(r.Record.Body, &a); err != nil {
+			t.Fatal(err)
+		}
+		acts = append(acts, a.Action+" "+a.Target+" by "+a.User)
+	}
+	want := "user.created root by cli:" // then qa1, the failed attempt, the enrollment and the rotation
+	if len(acts) != 5 || !strings.HasPrefix(acts[0], want) || acts[3] != "edge.enrolled line-1 by root" || acts[4] != "edge.key_rotated line-1 by root" {
+		t.Fatalf("journal:\n%s", strings.Join(acts, "\n"))
 	}
 	if err := st.Append(ctx, "line-1", record.Head{Epoch: 1}, c.Scenario()); err != nil {
 		t.Fatal(err)
@@ -78,7 +92,7 @@ func TestEnrollRotateVerify(t *testing.T) {
 	st.Close()
 
 	var out, errb bytes.Buffer
-	if rc := verifyCmd([]string{"--config", cfgPath}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "2 chains, 24 records: all verify") {
+	if rc := verifyCmd([]string{"--config", cfgPath}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "2 chains, 27 records: all verify") {
 		t.Fatalf("verify: %d\n%s%s", rc, out.String(), errb.String())
 	}
 	// Alter one stored byte (a serial in seq 5) behind the store's back.
