@@ -28,6 +28,10 @@ type Op struct {
 	Children            []string
 	Count               int
 	Partial             bool
+
+	// Shipped and Ref: OpShipped's body and record.
+	Shipped *record.Shipped
+	Ref     RecordRef
 }
 
 // OpKind enumerates projection changes.
@@ -46,6 +50,7 @@ const (
 	OpUnpack // Children out of Parent
 	OpContainerClosed
 	OpContainerReopened
+	OpShipped // a shipment (central's journal)
 )
 
 // Counters are per-edge count changes of one Append.
@@ -191,6 +196,14 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 			} else {
 				c.Cases--
 			}
+			ops = append(ops, op)
+		case record.KindShipped:
+			var b record.Shipped
+			if err := decode(r, &b); err != nil {
+				return nil, c, err
+			}
+			op := base
+			op.Kind, op.Shipped, op.Ref = OpShipped, &b, RefOf(r)
 			ops = append(ops, op)
 		}
 	}

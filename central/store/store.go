@@ -143,6 +143,8 @@ type Store interface {
 	// over); false when none was active.
 	ClearAlert(ctx context.Context, key string, at time.Time) (bool, error)
 
+	Queries
+
 	Close() error
 }
 
@@ -155,6 +157,9 @@ type Unit struct {
 	Grade                            float64
 	Parent                           string // case SSCC
 	CommissionedAt                   time.Time
+	// Disposition and VerifiedAt are filled by Queries.ScanUnits.
+	Disposition string
+	VerifiedAt  time.Time
 }
 
 // Container is the projection of one case or pallet.

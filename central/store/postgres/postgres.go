@@ -93,7 +93,11 @@ CREATE TABLE alerts (
   acked_by TEXT, acked_at TIMESTAMPTZ, cleared_at TIMESTAMPTZ);
 CREATE UNIQUE INDEX alerts_active_key ON alerts(key) WHERE active AND key IS NOT NULL;
 CREATE INDEX alerts_at ON alerts(at);
-`}
+`,
+	// 4: shipments (central's journal) and the indexes trace, export and
+	// reports read by (IF NOT EXISTS: safe to reorder with other additions).
+	migrationShipments,
+}
 
 // Open connects (url may carry search_path and other runtime parameters)
 // and applies migrations.
@@ -412,6 +416,8 @@ func queueOps(b *pgx.Batch, ops []store.Op) {
 			b.Queue(`UPDATE containers SET closed = true, partial = $1, count = $2, closed_at = $3 WHERE sscc = $4 AND edge = $5`, op.Partial, op.Count, op.At, op.SSCC, op.Edge)
 		case store.OpContainerReopened:
 			b.Queue(`UPDATE containers SET closed = false, partial = false WHERE sscc = $1 AND edge = $2`, op.SSCC, op.Edge)
+		case store.OpShipped:
+			queueShipped(b, op)
 		}
 	}
 }

@@ -82,7 +82,11 @@ CREATE TABLE alerts (
   acked_by TEXT, acked_at TEXT, cleared_at TEXT);
 CREATE UNIQUE INDEX alerts_active_key ON alerts(key) WHERE active = 1 AND key IS NOT NULL;
 CREATE INDEX alerts_at ON alerts(at);
-`}
+`,
+	// 4: shipments (central's journal) and the indexes trace, export and
+	// reports read by (IF NOT EXISTS: safe to reorder with other additions).
+	migrationShipments,
+}
 
 // Open opens or creates the database file and applies migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -394,6 +398,8 @@ func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
 			err = exec(`UPDATE containers SET closed = 1, partial = ?, count = ?, closed_at = ? WHERE sscc = ? AND edge = ?`, op.Partial, op.Count, at, op.SSCC, op.Edge)
 		case store.OpContainerReopened:
 			err = exec(`UPDATE containers SET closed = 0, partial = 0 WHERE sscc = ? AND edge = ?`, op.SSCC, op.Edge)
+		case store.OpShipped:
+			err = applyShipped(ctx, tx, op)
 		}
 		if err != nil {
 			return fmt.Errorf("projection of edge %s: %w", op.Edge, err)
