@@ -25,6 +25,7 @@ type Central struct {
 	DB      string `yaml:"db"`       // empty: SQLite in data_dir; a path or sqlite://path; or postgres://...
 	MQTT    MQTT   `yaml:"mqtt"`
 	Edges   []Edge `yaml:"edges"`
+	GS1     GS1    `yaml:"gs1"` // EPCIS and shipping master data
 
 	File string `yaml:"-"`
 }
@@ -126,6 +127,7 @@ func (c *Central) Validate() error {
 			add("edges[%d] (%s).public_key: %v", i, e.ID, err)
 		}
 	}
+	c.GS1.validate(add)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
 	}
