@@ -162,7 +162,8 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (a *App, 
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	a.web, err = web.New(web.Options{Listen: cfg.HTTP, Store: a.Store, Users: a.Users, Log: log, Ready: a.Ready,
-		Metrics: promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{})})
+		Metrics:    promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}),
+		Compliance: web.Compliance{Journal: a.Journal, GS1: cfg.GS1, TempDir: filepath.Join(cfg.DataDir, "exports")}})
 	if err != nil {
 		return nil, fmt.Errorf("http %s: %w", cfg.HTTP, err)
 	}

@@ -2,4 +2,6 @@ package report
 
 import "github.com/serialine/serialine/sync/wire"
 
-func statusOf(edge string) wire.Status { return wire.Status{Edge: edge, Line: "line-1", State: "Execute"} }
+func statusOf(edge string) wire.Status {
+	return wire.Status{Edge: edge, Line: "line-1", State: "Execute"}
+}

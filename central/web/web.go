@@ -32,6 +32,8 @@ type Options struct {
 	Ready func() error
 	// Metrics serves /metrics (Prometheus text format), if set.
 	Metrics http.Handler
+	// Compliance configures trace, exports, reports and shipping (compliance.go).
+	Compliance Compliance
 }
 
 // Server is the HTTP server.
@@ -77,6 +79,7 @@ func New(opt Options) (*Server, error) {
 	mux.Handle("GET /{$}", s.authed(s.dashboard))
 	mux.Handle("GET /api/v1/lines", s.authed(s.apiLines))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.compliance(mux)
 	return s, nil
 }
 
