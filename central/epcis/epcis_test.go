@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,8 +22,8 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 // Paths of GS1's official schemas (../shared beside the repository).
 const (
-	jsonSchemaPath = "../../../shared/epcis/json/EPCIS-JSON-Schema.json"
-	xsdPath        = "../../../shared/epcis/xsd-1.2/EPCglobal-epcis-1_2.xsd"
+	JSONSchemaPath = "../../../shared/epcis/json/EPCIS-JSON-Schema.json"
+	XSDPath        = "../../../shared/epcis/xsd-1.2/EPCglobal-epcis-1_2.xsd"
 )
 
 func testGS1() config.GS1 {
@@ -111,10 +110,10 @@ func TestExpiryAndNDC(t *testing.T) {
 	}
 }
 
-// scenarioStore holds the storetest scenario (one batch, 5 units, a case,
+// ScenarioStore holds the storetest scenario (one batch, 5 units, a case,
 // a pallet), a rework (S5 unpacked and repacked), and a shipment of the
 // pallet in central's journal.
-func scenarioStore(t *testing.T) store.Store {
+func ScenarioStore(t *testing.T) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
@@ -148,7 +147,7 @@ func loadScenario(t *testing.T, st store.Store) {
 	}
 }
 
-func write(t *testing.T, st store.Store, format string, opt Options) []byte {
+func WriteScenario(t *testing.T, st store.Store, format string, opt Options) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	var w Writer = NewJSONWriter(&buf)
@@ -162,7 +161,7 @@ func write(t *testing.T, st store.Store, format string, opt Options) []byte {
 	return buf.Bytes()
 }
 
-func fixedOptions() Options {
+func FixedOptions() Options {
 	return Options{GS1: testGS1(), InstanceID: "golden-1", Now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 }
 
@@ -184,10 +183,10 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestGoldenDocuments(t *testing.T) {
-	st := scenarioStore(t)
-	j := write(t, st, "json", fixedOptions())
+	st := ScenarioStore(t)
+	j := WriteScenario(t, st, "json", FixedOptions())
 	golden(t, "scenario.epcis2.jsonld", j)
-	x := write(t, st, "xml", fixedOptions())
+	x := WriteScenario(t, st, "xml", FixedOptions())
 	golden(t, "scenario.epcis12.xml", x)
 
 	var doc struct {
@@ -240,7 +239,7 @@ func TestRework(t *testing.T) {
 	if err := st.Append(ctx, c.Edge, record.Head{Epoch: 1}, recs); err != nil {
 		t.Fatal(err)
 	}
-	opt := fixedOptions()
+	opt := FixedOptions()
 	opt.GS1.ReceiverGLN = "9506000000008"
 	var evs []*Event
 	err := Write(ctx, st, []Segment{{Edge: c.Edge, Batch: "L1"}}, opt, collect{&evs})
@@ -264,14 +263,14 @@ func (c collect) Event(e *Event) error { *c.evs = append(*c.evs, e); return nil 
 func (c collect) End() error           { return nil }
 
 func TestMissingMasterDataNamesIt(t *testing.T) {
-	st := scenarioStore(t)
+	st := ScenarioStore(t)
 	cases := map[string]func(o *Options){
 		"gs1.gln": func(o *Options) { o.GS1.GLN = "" },
 		"GTIN 09506000134352: no GS1 company prefix": func(o *Options) { o.GS1.CompanyPrefixes = []string{"9506000000"} },
 		"GLN 1234567890128: no GS1 company prefix":   func(o *Options) { o.Receiver = "1234567890128" },
 	}
 	for want, mod := range cases {
-		opt := fixedOptions()
+		opt := FixedOptions()
 		mod(&opt)
 		err := Write(context.Background(), st, []Segment{{Edge: "edge-1", Batch: "L1"}}, opt, NewJSONWriter(&bytes.Buffer{}))
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -280,59 +279,3 @@ func TestMissingMasterDataNamesIt(t *testing.T) {
 	}
 }
 
-// TestSchemas validates the scenario documents against GS1's official
-// schemas, and shows that the validators reject broken documents.
-func TestSchemas(t *testing.T) {
-	st := scenarioStore(t)
-	AssertValid(t, write(t, st, "json", fixedOptions()), write(t, st, "xml", fixedOptions()))
-}
-
-// AssertValid is shared with the demo test (cmd/serialine): both documents
-// must validate, and a broken copy of each must not.
-func AssertValid(t *testing.T, jsonDoc, xmlDoc []byte) {
-	t.Helper()
-	AssertValidAt(t, jsonSchemaPath, xsdPath, jsonDoc, xmlDoc)
-}
-
-// AssertValidAt is AssertValid with explicit schema paths.
-func AssertValidAt(t *testing.T, schemaPath, xsd string, jsonDoc, xmlDoc []byte) {
-	t.Helper()
-	s, err := CompileSchema(schemaPath)
-	if err != nil {
-		t.Fatalf("GS1 EPCIS JSON schema: %v", err)
-	}
-	if err := ValidateJSON(s, bytes.NewReader(jsonDoc)); err != nil {
-		t.Fatalf("EPCIS 2.0 document invalid: %v", err)
-	}
-	broken := bytes.Replace(jsonDoc, []byte(`"action":"ADD"`), []byte(`"action":"ADDED"`), 1)
-	if bytes.Equal(broken, jsonDoc) {
-		t.Fatal("no ADD event to break")
-	}
-	if err := ValidateJSON(s, bytes.NewReader(broken)); err == nil {
-		t.Fatal("the schema accepted an event with action ADDED")
-	}
-	noTZ := bytes.Replace(jsonDoc, []byte(`"eventTimeZoneOffset":"+00:00",`), nil, 1)
-	if err := ValidateJSON(s, bytes.NewReader(noTZ)); err == nil {
-		t.Fatal("the schema accepted an event without eventTimeZoneOffset")
-	}
-
-	if _, err := exec.LookPath("xmllint"); err != nil {
-		if os.Getenv("SERIALINE_REQUIRE_TOOLS") == "1" {
-			t.Fatal("xmllint required (SERIALINE_REQUIRE_TOOLS=1) but not installed (Debian libxml2-utils)")
-		}
-		t.Skip("xmllint not installed (Debian libxml2-utils)")
-	}
-	dir := t.TempDir()
-	good := filepath.Join(dir, "doc.xml")
-	os.WriteFile(good, xmlDoc, 0o644)
-	if err := ValidateXML(context.Background(), xsd, good); err != nil {
-		t.Fatalf("EPCIS 1.2 document invalid: %v", err)
-	}
-	bad := filepath.Join(dir, "bad.xml")
-	// action after bizStep: out of the schema's sequence.
-	b := bytes.Replace(xmlDoc, []byte("<action>ADD</action>"), []byte("<action>ADD</action><action>ADD</action>"), 1)
-	os.WriteFile(bad, b, 0o644)
-	if err := ValidateXML(context.Background(), xsd, bad); err == nil {
-		t.Fatal("xmllint accepted an event with two actions")
-	}
-}

@@ -5,6 +5,9 @@
 //	serialine config schema
 //	serialine gs1 parse DATA
 //	serialine verify --key BASE64|--key-file FILE EXPORT.jsonl
+//	serialine export (--db STORE|--config FILE) --batch LOT|--gtin GTIN|--from D --to D --format csv|json|html|epcis-2.0|epcis-1.2 -o FILE
+//	serialine trace (--db STORE|--config FILE) SERIAL|SSCC|SCAN|DIGITAL-LINK|lot:LOT
+//	serialine ship import --url URL --user ID FILE.csv
 package main
 
 import (
@@ -23,6 +26,9 @@ commands:
   config schema   print the JSON Schema of the line config
   gs1 parse DATA  parse GS1 data (]d2 scan, GS-separated, bracketed or Digital Link)
   verify          verify an exported record file offline with the edge's public key
+  export          audit export of a batch, product or date range (CSV zip, JSON, HTML, EPCIS 2.0/1.2)
+  trace           recall trace of a serial, scan, Digital Link, SSCC or lot
+  ship import     import a WMS shipment CSV through central's API (e-signed)
   version         print the version
 `
 
@@ -44,6 +50,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return gs1Cmd(args[1:], stdout, stderr)
 	case "verify":
 		return verifyCmd(args[1:], stdout, stderr)
+	case "export":
+		return exportCmd(args[1:], stdout, stderr)
+	case "trace":
+		return traceCmd(args[1:], stdout, stderr)
+	case "ship":
+		return shipCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return 0
