@@ -278,4 +278,3 @@ func TestMissingMasterDataNamesIt(t *testing.T) {
 		}
 	}
 }
-

@@ -80,6 +80,7 @@ func (f UnitFilter) Empty() bool { return f == UnitFilter{} }
 
 // ContainerFilter selects containers. At least one field must be set.
 type ContainerFilter struct {
+	SSCC        string // one container (without its children: a light lookup)
 	Edge, Batch string
 	Lot         string // containers of the batches with this lot
 	Parent      string // containers directly in this SSCC

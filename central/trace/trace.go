@@ -109,11 +109,14 @@ func (t *Tracer) ancestors(ctx context.Context, sscc string) ([]store.Container,
 	var ship *store.Shipment
 	var in string
 	for i := 0; sscc != "" && i < maxDepth; i++ {
-		c, err := t.St.Container(ctx, sscc)
-		if err != nil {
+		var c store.Container
+		found := false
+		if err := t.St.ScanContainers(ctx, store.ContainerFilter{SSCC: sscc}, func(x store.Container) error { c, found = x, true; return nil }); err != nil {
 			return nil, nil, "", fmt.Errorf("container %s: %w", sscc, err)
 		}
-		c.Children = nil
+		if !found {
+			return nil, nil, "", fmt.Errorf("container %s: %w", sscc, store.ErrNotFound)
+		}
 		out = append(out, c)
 		if ship == nil {
 			sh, err := t.St.ShipmentOf(ctx, sscc)

@@ -249,6 +249,9 @@ func (s *Store) ScanContainers(ctx context.Context, f store.ContainerFilter, fn 
 	if f == (store.ContainerFilter{}) {
 		return errors.New("container query without a filter")
 	}
+	if f.SSCC != "" {
+		w.add("sscc = ?", f.SSCC)
+	}
 	if f.Edge != "" {
 		w.add("edge = ?", f.Edge)
 	}

@@ -122,6 +122,11 @@ func runQueries(t *testing.T, s store.Store) {
 		t.Fatalf("containers of the lot: %v", cs)
 	}
 	cs = nil
+	s.ScanContainers(ctx, store.ContainerFilter{SSCC: ScenarioCase}, func(c store.Container) error { cs = append(cs, c.SSCC+":"+c.Parent); return nil })
+	if fmt.Sprint(cs) != "["+ScenarioCase+":"+ScenarioPallet+"]" {
+		t.Fatalf("container by SSCC: %v", cs)
+	}
+	cs = nil
 	s.ScanContainers(ctx, store.ContainerFilter{Parent: ScenarioPallet}, func(c store.Container) error { cs = append(cs, c.SSCC); return nil })
 	if fmt.Sprint(cs) != "["+ScenarioCase+"]" {
 		t.Fatalf("containers on the pallet: %v", cs)

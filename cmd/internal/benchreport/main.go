@@ -47,6 +47,20 @@ var ratios = []ratio{
 	{"central ingest PostgreSQL vs raw pgx COPY", "central/store/postgres.BenchmarkAppend", "central/store/postgres.BenchmarkRawCopy", "records/s", 0.5},
 }
 
+// limit is an absolute target from an issue, checked on a metric's median
+// (the trace benchmarks of central/trace run in the ./central/... suite).
+type limit struct {
+	name, bench, metric string
+	max                 float64
+}
+
+var limits = []limit{
+	{"single trace p99 with 10M units stored, SQLite (ms)", "central/trace.BenchmarkTraceUnit/sqlite", "p99-ms", 10},
+	{"single trace p99 with 10M units stored, PostgreSQL (ms)", "central/trace.BenchmarkTraceUnit/postgres", "p99-ms", 10},
+	{"full lot trace of 100,000 units, SQLite (ns)", "central/trace.BenchmarkTraceLot/sqlite", "ns/op", 2e9},
+	{"full lot trace of 100,000 units, PostgreSQL (ns)", "central/trace.BenchmarkTraceLot/postgres", "ns/op", 2e9},
+}
+
 const module = "github.com/serialine/serialine/"
 
 var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+(\d+)\s+(.*)$`)
@@ -62,7 +76,9 @@ func main() {
 		if *only != "" && !strings.Contains(s.pkg, *only) {
 			continue
 		}
-		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchmem", "-count", strconv.Itoa(*count), "-benchtime", *benchtime, s.pkg}
+		// A long timeout: the first run builds the cached 10M-unit trace
+		// data sets (see central/trace/bench_test.go).
+		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchmem", "-count", strconv.Itoa(*count), "-benchtime", *benchtime, "-timeout", "90m", s.pkg}
 		fmt.Fprintf(os.Stderr, "go %s\n", strings.Join(args, " "))
 		cmd := exec.Command("go", args...)
 		var out bytes.Buffer
@@ -124,6 +140,18 @@ func main() {
 			verdict = "BELOW"
 		}
 		fmt.Printf("  %-62s %s / %s = %.2f (target >= %.2f: %s)\n", r.name, human(median(n)), human(median(d)), q, r.min, verdict)
+	}
+	fmt.Println("\nlimits (median of runs):")
+	for _, l := range limits {
+		v, ok := results[l.bench][l.metric]
+		if !ok {
+			continue
+		}
+		verdict := "meets"
+		if median(v) > l.max {
+			verdict = "ABOVE"
+		}
+		fmt.Printf("  %-62s %s (target <= %s: %s)\n", l.name, human(median(v)), human(l.max), verdict)
 	}
 }
 
