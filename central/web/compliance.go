@@ -28,7 +28,7 @@ type Compliance struct {
 func (s *Server) compliance(mux *http.ServeMux) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.srv.RegisterOnShutdown(cancel)
-	c := &complianceHandlers{s: s, opt: s.opt.Compliance, tracer: &trace.Tracer{St: s.opt.Store}, jobs: newJobs(ctx, s.opt.Compliance.TempDir)}
+	c := &complianceHandlers{s: s, opt: s.opt.Compliance, tracer: &trace.Tracer{St: s.opt.Store}, jobs: newJobs(ctx, s.opt.Compliance.TempDir, s.log)}
 	c.ship = &shipping.Service{St: s.opt.Store, Journal: c.opt.Journal, Users: s.opt.Users, GS1: c.opt.GS1}
 
 	mux.Handle("GET /trace", s.authed(c.tracePage))

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/serialine/serialine/central/auth"
 	"github.com/serialine/serialine/central/export"
 	"github.com/serialine/serialine/sync/record"
@@ -23,6 +25,7 @@ import (
 // progress and downloads the file when done. Finished files are removed
 // after jobTTL.
 type jobs struct {
+	log zerolog.Logger
 	ctx context.Context
 	dir string
 	mu  sync.Mutex
@@ -47,11 +50,11 @@ type job struct {
 	path     string
 }
 
-func newJobs(ctx context.Context, dir string) *jobs {
+func newJobs(ctx context.Context, dir string, log zerolog.Logger) *jobs {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	return &jobs{ctx: ctx, dir: dir, m: map[string]*job{}, run: make(chan struct{}, 2)}
+	return &jobs{log: log, ctx: ctx, dir: dir, m: map[string]*job{}, run: make(chan struct{}, 2)}
 }
 
 func (js *jobs) get(id string) (job, bool) {
@@ -122,8 +125,11 @@ func (js *jobs) start(opt export.Options, scope export.Scope, format, by string)
 		err := js.write(opt, scope, format, j.ID, j.path)
 		if err != nil {
 			os.Remove(j.path)
+			js.log.Error().Err(err).Str("export", j.ID).Str("scope", scope.String()).Str("format", format).Msg("export failed")
 			js.update(j.ID, func(j *job) { j.State, j.Error = "failed", err.Error() })
+			return
 		}
+		js.log.Info().Str("export", j.ID).Str("scope", scope.String()).Str("format", format).Str("by", by).Msg("export written")
 	}()
 	return started, nil
 }
