@@ -8,6 +8,7 @@
 //	serialine export (--db STORE|--config FILE) --batch LOT|--gtin GTIN|--from D --to D --format csv|json|html|epcis-2.0|epcis-1.2 -o FILE
 //	serialine trace (--db STORE|--config FILE) SERIAL|SSCC|SCAN|DIGITAL-LINK|lot:LOT
 //	serialine ship import --url URL --user ID FILE.csv
+//	serialine ship add --url URL --user ID --sscc SSCC --gln GLN --name NAME
 package main
 
 import (
@@ -29,6 +30,7 @@ commands:
   export          audit export of a batch, product or date range (CSV zip, JSON, HTML, EPCIS 2.0/1.2)
   trace           recall trace of a serial, scan, Digital Link, SSCC or lot
   ship import     import a WMS shipment CSV through central's API (e-signed)
+  ship add        record one shipment (SSCCs to a destination GLN) through central's API
   version         print the version
 `
 

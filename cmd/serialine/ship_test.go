@@ -64,6 +64,10 @@ func TestShipImportCommand(t *testing.T) {
 		t.Fatalf("import: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	out.Reset()
+	if code := run([]string{"ship", "add", "--url", url, "--user", "sup", "--password-file", pwFile, "--sscc", "395060000000000023", "--gln", "9506000000015", "--name", "DC"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "already shipped in DN-5") {
+		t.Fatalf("ship add twice: exit %d\n%s", code, errOut.String())
+	}
+	out.Reset()
 	if code := run([]string{"trace", "--db", db, "S1"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "shipment DN-5") {
 		t.Fatalf("trace after import: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
