@@ -82,7 +82,7 @@ func (f UnitFilter) Empty() bool { return f == UnitFilter{} }
 type ContainerFilter struct {
 	SSCC        string // one container (without its children: a light lookup)
 	Edge, Batch string
-	Lot         string // containers of the batches with this lot
+	Lot         string // containers of the batches with this lot (no index: prefer Edge+Batch per batch)
 	Parent      string // containers directly in this SSCC
 }
 

@@ -259,16 +259,31 @@ func (t *Tracer) Lot(ctx context.Context, lot string, fn func(LotUnit) error) (*
 	if len(lt.Batches) == 0 {
 		return nil, fmt.Errorf("trace lot %s: no batch with this lot: %w", lot, ErrNotFound)
 	}
+	// Per batch (index containers_batch), not by lot: the containers
+	// table has no lot column.
 	parent := map[string]string{}
-	if err := t.St.ScanContainers(ctx, store.ContainerFilter{Lot: lot}, func(c store.Container) error {
-		lt.Containers = append(lt.Containers, c)
-		parent[c.SSCC] = c.Parent
-		return nil
-	}); err != nil {
-		return nil, err
+	seen := map[string]bool{}
+	for _, b := range lt.Batches {
+		if err := t.St.ScanContainers(ctx, store.ContainerFilter{Edge: b.Edge, Batch: b.Batch}, func(c store.Container) error {
+			lt.Containers = append(lt.Containers, c)
+			parent[c.SSCC] = c.Parent
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		ships, err := t.St.Shipments(ctx, store.ShipmentFilter{Edge: b.Edge, Batch: b.Batch, Limit: 1 << 20})
+		if err != nil {
+			return nil, err
+		}
+		for _, sh := range ships {
+			if !seen[sh.ID] {
+				seen[sh.ID] = true
+				lt.Shipments = append(lt.Shipments, sh)
+			}
+		}
 	}
-	if lt.Shipments, err = t.St.Shipments(ctx, store.ShipmentFilter{Lot: lot, Limit: 1 << 20}); err != nil {
-		return nil, err
+	if lt.Shipments == nil {
+		lt.Shipments = []store.Shipment{}
 	}
 	shippedIn := map[string]*store.Shipment{}
 	for i := range lt.Shipments {
