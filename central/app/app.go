@@ -88,9 +88,10 @@ func redact(u string) string {
 // edges named in the config. Nothing runs until Run.
 func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (a *App, err error) {
 	a = &App{Cfg: cfg, log: log}
+	app := a // a is nil after an error return; close what was opened
 	defer func() {
 		if err != nil {
-			a.Close()
+			app.Close()
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {

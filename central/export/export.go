@@ -906,7 +906,7 @@ func (x *exporter) journal(ctx context.Context, ships []store.Shipment) error {
 		// the first to the last one in scope, contiguous (a chain with
 		// gaps does not verify), so it may include unrelated actions in
 		// between; the tables hold only the records in scope.
-		any := false
+		inScope := false
 		err = x.opt.Store.ScanRecords(ctx, store.RecordFilter{Edge: e.ID, From: from, To: to}, func(s store.Stored) error {
 			c.add(ctx, s)
 			r := &s.Record
@@ -916,7 +916,7 @@ func (x *exporter) journal(ctx context.Context, ships []store.Shipment) error {
 				_ = json.Unmarshal(r.Body, &a)
 				keep = targets[a.Target]
 			}
-			if jl != nil && (any || keep) {
+			if jl != nil && (inScope || keep) {
 				if err := jl.write(r); err != nil {
 					return err
 				}
@@ -927,7 +927,7 @@ func (x *exporter) journal(ctx context.Context, ships []store.Shipment) error {
 			if !keep {
 				return nil
 			}
-			any = true
+			inScope = true
 			return x.record(s, nil)
 		})
 		if err != nil {
@@ -946,7 +946,7 @@ func (x *exporter) journal(ctx context.Context, ships []store.Shipment) error {
 				return err
 			}
 		}
-		if any {
+		if inScope {
 			x.sum.Verification = append(x.sum.Verification, c.out...)
 		}
 	}

@@ -175,7 +175,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log zerolog.Logg
 
 	// Central.
 	ccfg := centralcfg.Defaults()
-	ccfg.ID = "central-demo"
+	// Per demo directory, like the edge id: demo runs sharing one
+	// PostgreSQL database each have their own journal (and key).
+	ccfg.ID = "central-" + o.edgeID
 	ccfg.HTTP = "127.0.0.1:0"
 	ccfg.DataDir = filepath.Join(o.dir, "central")
 	ccfg.MQTT.Listen = "127.0.0.1:0"

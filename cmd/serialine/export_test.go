@@ -60,7 +60,7 @@ func TestExportsOfADemoRun(t *testing.T) {
 		}
 		return nil
 	})
-	j, err := journal.Open(ctx, journal.Options{Store: st, KeyPath: filepath.Join(o.dir, "central", "central.key"), Instance: "central-demo", Log: zerolog.Nop()})
+	j, err := journal.Open(ctx, journal.Options{Store: st, KeyPath: filepath.Join(o.dir, "central", "central.key"), Instance: "central-" + sum.Edge, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
