@@ -193,7 +193,8 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, 
 	}
 	a.Enroll = &enroll.Service{Store: a.Store, Journal: a.Journal, Changed: a.Ingest.ForgetKey}
 	a.web, err = web.New(web.Options{Listen: cfg.HTTP, Store: a.Store, Users: a.Users, Signer: a.Signer, Alerts: a.Alerts, Verifier: a.Verifier,
-		Log: log, Ready: a.Ready, Metrics: promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}), Routes: a.Enroll.Routes()})
+		Log: log, Ready: a.Ready, Metrics: promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}), Routes: a.Enroll.Routes(),
+		Compliance: web.Compliance{Journal: a.Journal, GS1: cfg.GS1, TempDir: filepath.Join(cfg.DataDir, "exports")}})
 	if err != nil {
 		return nil, fmt.Errorf("http %s: %w", cfg.HTTP, err)
 	}

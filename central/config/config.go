@@ -27,6 +27,7 @@ type Central struct {
 	Edges   []Edge `yaml:"edges"`
 	// Notify: webhooks and e-mail for new alerts (notify.go).
 	Notify Notify `yaml:"notify"`
+	GS1    GS1    `yaml:"gs1"` // EPCIS and shipping master data
 
 	File string `yaml:"-"`
 }
@@ -142,6 +143,7 @@ func (c *Central) Validate() error {
 			add("edges[%d] (%s).public_key: %v", i, e.ID, err)
 		}
 	}
+	c.GS1.validate(add)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
 	}

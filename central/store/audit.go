@@ -1,10 +1,13 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/serialine/serialine/sync/record"
 )
 
 // Actions central records in its journal that the projections act on.
@@ -96,7 +99,7 @@ type Batch struct {
 	Planned                                       int
 	State                                         string // created, running, held, stopped, complete, closed, released
 	StartedAt, ClosedAt                           time.Time
-	Reconciliation                                []byte // JSON of record.Reconciliation, at close
+	Reconciliation                                json.RawMessage // record.Reconciliation, at close
 	// Closed is the batch.closed record (zero before close).
 	Closed Ref
 	// Release: who released it, when, and the journal record of the e-signed release.
@@ -110,19 +113,38 @@ type Batch struct {
 	Conflicts   int64 // identifiers of the batch used by another edge
 }
 
-// BatchFilter selects batches, newest first.
+// BatchFilter selects batches, newest first (OldestFirst: oldest first).
+// Empty fields match everything.
 type BatchFilter struct {
-	Edge, State, Lot string
-	Limit            int // default 100
+	Edge, State string
+	ID          string // the batch id or the lot number
+	Lot, GTIN   string
+	// From, To: batches whose run [StartedAt, ClosedAt or now] overlaps.
+	From, To    time.Time
+	OldestFirst bool
+	Limit       int // default 1000
 }
 
-// ContainerFilter selects containers of a batch.
+// ContainerFilter selects containers (ScanContainers needs at least one of
+// SSCC, Edge, Batch, Lot, Parent).
 type ContainerFilter struct {
+	SSCC        string // one container (without its children: a light lookup)
 	Edge, Batch string
+	Lot         string // containers of the batches with this lot
+	Parent      string // containers directly in this SSCC
 	// OpenOnly: not closed; PartialOnly: closed partial.
 	OpenOnly, PartialOnly bool
-	Limit                 int // default 1000
+	Limit                 int // Containers only; default 1000
 }
+
+// Located reports whether the filter names where to look (ScanContainers
+// refuses to stream the whole table).
+func (f ContainerFilter) Located() bool {
+	return f.SSCC != "" || f.Edge != "" || f.Batch != "" || f.Lot != "" || f.Parent != ""
+}
+
+// RefOf returns the reference of a record.
+func RefOf(r *record.Record) Ref { return Ref{Edge: r.Edge, Epoch: r.Epoch, Seq: r.Seq} }
 
 // MarshalText renders edge/epoch/seq (JSON and form values).
 func (r Ref) MarshalText() ([]byte, error) { return []byte(r.String()), nil }

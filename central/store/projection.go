@@ -41,6 +41,9 @@ type Op struct {
 	PublicKey []byte // OpKeyRetired: the old key
 	// OpAudit, OpBatchReleased, OpContainerApproved.
 	User, Name, Action, Target, Meaning string
+	// Shipped and Ref: OpShipped's body and record.
+	Shipped *record.Shipped
+	Ref     Ref
 }
 
 // OpKind enumerates projection changes.
@@ -69,6 +72,7 @@ const (
 	OpBatchReleased
 	// OpContainerApproved: central's journal countersigned a partial close.
 	OpContainerApproved
+	OpShipped // a shipment (central's journal)
 )
 
 // Counters are per-edge count changes of one Append.
@@ -228,6 +232,14 @@ func Project(recs []Stored) ([]Op, Counters, error) {
 			} else {
 				c.Cases--
 			}
+			ops = append(ops, op)
+		case record.KindShipped:
+			var b record.Shipped
+			if err := decode(r, &b); err != nil {
+				return nil, c, err
+			}
+			op := base
+			op.Kind, op.Shipped, op.Ref = OpShipped, &b, RefOf(r)
 			ops = append(ops, op)
 		}
 	}

@@ -186,6 +186,8 @@ type Store interface {
 	// Containers lists containers (without children), by SSCC.
 	Containers(ctx context.Context, f ContainerFilter) ([]Container, error)
 
+	Queries
+
 	Close() error
 }
 
@@ -198,6 +200,9 @@ type Unit struct {
 	Grade                            float64
 	Parent                           string // case SSCC
 	CommissionedAt                   time.Time
+	// Disposition and VerifiedAt are filled by Queries.ScanUnits.
+	Disposition string
+	VerifiedAt  time.Time
 }
 
 // Container is the projection of one case or pallet.

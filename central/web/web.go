@@ -60,6 +60,8 @@ type Options struct {
 	// 1 minute, 30 points).
 	Poll        time.Duration
 	TrendBucket time.Duration
+	// Compliance configures trace, exports, reports and shipping (compliance.go).
+	Compliance Compliance
 }
 
 // Server is the HTTP server.
@@ -151,6 +153,7 @@ func New(opt Options) (*Server, error) {
 	}
 
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.compliance(mux)
 	return s, nil
 }
 
@@ -235,6 +238,19 @@ func (s *Server) page(min string, h func(http.ResponseWriter, *http.Request, aut
 }
 
 func (s *Server) api(min string, h func(http.ResponseWriter, *http.Request, auth.User)) http.Handler {
+	return s.apiTaking(min, "application/json", h)
+}
+
+// upload is api for a POST of a file (multipart/form-data), such as a WMS
+// shipment list.
+func (s *Server) upload(min string, h func(http.ResponseWriter, *http.Request, auth.User)) http.Handler {
+	return s.apiTaking(min, "multipart/form-data", h)
+}
+
+// apiTaking serves an API route for users of at least role min whose POST
+// bodies are of content type ctype (never a plain HTML form type: a
+// cross-site form cannot post them).
+func (s *Server) apiTaking(min, ctype string, h func(http.ResponseWriter, *http.Request, auth.User)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, code, err := s.user(r)
 		if code != 0 {
@@ -249,8 +265,8 @@ func (s *Server) api(min string, h func(http.ResponseWriter, *http.Request, auth
 			return
 		}
 		if r.Method == http.MethodPost {
-			if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
-				httpError(w, http.StatusUnsupportedMediaType, "POST bodies are application/json")
+			if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != ctype {
+				httpError(w, http.StatusUnsupportedMediaType, "POST bodies are "+ctype)
 				return
 			}
 		}

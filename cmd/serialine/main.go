@@ -8,6 +8,10 @@
 //	serialine verify --key BASE64|--key-file FILE EXPORT.jsonl
 //	serialine status | batch ... | container ... | unit ... | serials import | challenge | config reload
 //	                 (operator commands against the edge API, see operator.go)
+//	serialine export (--db STORE|--config FILE) --batch LOT|--gtin GTIN|--from D --to D --format csv|json|html|epcis-2.0|epcis-1.2 -o FILE
+//	serialine trace (--db STORE|--config FILE) SERIAL|SSCC|SCAN|DIGITAL-LINK|lot:LOT
+//	serialine ship import --url URL --user ID FILE.csv
+//	serialine ship add --url URL --user ID --sscc SSCC --gln GLN --name NAME
 package main
 
 import (
@@ -27,6 +31,10 @@ commands:
   gs1 parse DATA  parse GS1 data (]d2 scan, GS-separated, bracketed or Digital Link) to JSON
   gs1 ndc NDC     NDC-10 to NDC-11 and GTIN-14
   verify          verify an exported record file offline with the edge's public key
+  export          audit export of a batch, product or date range (CSV zip, JSON, HTML, EPCIS 2.0/1.2)
+  trace           recall trace of a serial, scan, Digital Link, SSCC or lot
+  ship import     import a WMS shipment CSV through central's API (e-signed)
+  ship add        record one shipment (SSCCs to a destination GLN) through central's API
   version         print the version
 
 ` + operatorUsage
@@ -54,6 +62,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return gs1Cmd(args[1:], stdout, stderr)
 	case "verify":
 		return verifyCmd(args[1:], stdout, stderr)
+	case "export":
+		return exportCmd(args[1:], stdout, stderr)
+	case "trace":
+		return traceCmd(args[1:], stdout, stderr)
+	case "ship":
+		return shipCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return 0

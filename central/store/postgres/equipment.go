@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -269,30 +267,6 @@ func scanDowntime(r pgx.Row) (store.Downtime, error) {
 	}
 	return d, nil
 }
-
-// where builds "a AND b" with $n placeholders.
-type where struct {
-	conds []string
-	args  []any
-}
-
-func (w *where) add(cond string, args ...any) {
-	for range args {
-		w.args = append(w.args, nil)
-		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(w.args)), 1)
-	}
-	copy(w.args[len(w.args)-len(args):], args)
-	w.conds = append(w.conds, cond)
-}
-
-func (w *where) sql() string {
-	if len(w.conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(w.conds, " AND ")
-}
-
-func (w *where) next() string { return "$" + strconv.Itoa(len(w.args)+1) }
 
 // Downtimes implements store.EquipmentStore.
 func (s *Store) Downtimes(ctx context.Context, f store.DowntimeFilter) ([]store.Downtime, error) {

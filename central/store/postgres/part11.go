@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -292,7 +293,7 @@ func scanBatch(sc pgx.Row) (store.Batch, error) {
 	b.Planned = int(planned)
 	b.StartedAt, b.ClosedAt, b.ReleasedAt = tv(started), tv(closed), tv(released)
 	if rec != nil && *rec != "" {
-		b.Reconciliation = []byte(*rec)
+		b.Reconciliation = json.RawMessage(*rec)
 	}
 	if cseq != 0 {
 		b.Closed = store.Ref{Edge: b.Edge, Epoch: uint32(cep), Seq: uint64(cseq)}
@@ -301,19 +302,6 @@ func scanBatch(sc pgx.Row) (store.Batch, error) {
 		b.Release, _ = store.ParseRef(rel)
 	}
 	return b, nil
-}
-
-// Batches implements store.Store.
-func (s *Store) Batches(ctx context.Context, f store.BatchFilter) ([]store.Batch, error) {
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+batchCols+` FROM batches WHERE ($1 = '' OR edge = $1) AND ($2 = '' OR state = $2) AND ($3 = '' OR lot = $3)
-		ORDER BY started_at DESC NULLS LAST, edge, batch LIMIT $4`, f.Edge, f.State, f.Lot, f.Limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Batch, error) { return scanBatch(r) })
 }
 
 // Batch implements store.Store.
@@ -374,18 +362,4 @@ func scanContainer(sc pgx.Row) (store.Container, error) {
 		c.Approval, _ = store.ParseRef(appr)
 	}
 	return c, nil
-}
-
-// Containers implements store.Store.
-func (s *Store) Containers(ctx context.Context, f store.ContainerFilter) ([]store.Container, error) {
-	if f.Limit <= 0 {
-		f.Limit = 1000
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+containerCols+` FROM containers
-		WHERE ($1 = '' OR edge = $1) AND ($2 = '' OR batch = $2) AND (NOT $3 OR NOT closed) AND (NOT $4 OR (closed AND partial))
-		ORDER BY sscc LIMIT $5`, f.Edge, f.Batch, f.OpenOnly, f.PartialOnly, f.Limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Container, error) { return scanContainer(r) })
 }

@@ -108,6 +108,9 @@ CREATE INDEX units_gtin_lot ON units(gtin, lot);
 	// 6: users, sessions, the audit trail projection, batch release and
 	// partial-close approval (21 CFR Part 11).
 	migrationPart11,
+	// 7: shipments (central's journal) and the indexes trace, export and
+	// reports read by (IF NOT EXISTS: safe to reorder with other additions).
+	migrationShipments,
 }
 
 // Open connects (url may carry search_path and other runtime parameters)
@@ -533,6 +536,8 @@ func queueOps(b *pgx.Batch, ops []store.Op) {
 			b.Queue(`UPDATE edge_keys SET valid_until = $1 WHERE edge = $2 AND public_key = $3 AND (valid_until IS NULL OR valid_until > $1)`, op.At, op.Edge, op.PublicKey)
 		case store.OpAudit, store.OpBatchReleased, store.OpContainerApproved:
 			queuePart11Op(b, op)
+		case store.OpShipped:
+			queueShipped(b, op)
 		}
 	}
 }

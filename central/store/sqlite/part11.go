@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -335,7 +336,7 @@ func scanBatch(sc interface{ Scan(...any) error }) (store.Batch, error) {
 	}
 	b.StartedAt, b.ClosedAt, b.ReleasedAt = parseTS(started), parseTS(closed), parseTS(released)
 	if rec.Valid && rec.String != "" {
-		b.Reconciliation = []byte(rec.String)
+		b.Reconciliation = json.RawMessage(rec.String)
 	}
 	if b.Closed.Seq != 0 {
 		b.Closed.Edge = b.Edge
@@ -344,28 +345,6 @@ func scanBatch(sc interface{ Scan(...any) error }) (store.Batch, error) {
 		b.Release, _ = store.ParseRef(rel)
 	}
 	return b, nil
-}
-
-// Batches implements store.Store.
-func (s *Store) Batches(ctx context.Context, f store.BatchFilter) ([]store.Batch, error) {
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+batchCols+` FROM batches WHERE (? = '' OR edge = ?) AND (? = '' OR state = ?) AND (? = '' OR lot = ?)
-		ORDER BY started_at DESC, edge, batch LIMIT ?`, f.Edge, f.Edge, f.State, f.State, f.Lot, f.Lot, f.Limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Batch
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
 }
 
 // Batch implements store.Store.
@@ -408,29 +387,6 @@ func (s *Store) Batch(ctx context.Context, edge, batch string) (store.Batch, err
 
 const containerCols = `sscc, level, COALESCE(batch, ''), edge, COALESCE(parent, ''), closed, partial, count, closed_at,
 	COALESCE(closed_epoch, 0), COALESCE(closed_seq, 0), COALESCE(approved_by, ''), COALESCE(approved_name, ''), approved_at, COALESCE(approval_ref, '')`
-
-// Containers implements store.Store.
-func (s *Store) Containers(ctx context.Context, f store.ContainerFilter) ([]store.Container, error) {
-	if f.Limit <= 0 {
-		f.Limit = 1000
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+containerCols+` FROM containers
-		WHERE (? = '' OR edge = ?) AND (? = '' OR batch = ?) AND (? = 0 OR closed = 0) AND (? = 0 OR (closed = 1 AND partial = 1))
-		ORDER BY sscc LIMIT ?`, f.Edge, f.Edge, f.Batch, f.Batch, f.OpenOnly, f.PartialOnly, f.Limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Container
-	for rows.Next() {
-		c, err := scanContainer(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
 
 func scanContainer(sc interface{ Scan(...any) error }) (store.Container, error) {
 	var c store.Container

@@ -98,6 +98,9 @@ CREATE INDEX units_gtin_lot ON units(gtin, lot);
 	// 6: users, sessions, the audit trail projection, batch release and
 	// partial-close approval (21 CFR Part 11).
 	migrationPart11,
+	// 7: shipments (central's journal) and the indexes trace, export and
+	// reports read by (IF NOT EXISTS: safe to reorder with other additions).
+	migrationShipments,
 }
 
 // Open opens or creates the database file and applies migrations.
@@ -563,6 +566,8 @@ func applyOps(ctx context.Context, tx *sql.Tx, ops []store.Op) error {
 			err = exec(`UPDATE edge_keys SET valid_until = ? WHERE edge = ? AND public_key = ? AND (valid_until IS NULL OR valid_until > ?)`, op.At.UnixNano(), op.Edge, op.PublicKey, op.At.UnixNano())
 		case store.OpAudit, store.OpBatchReleased, store.OpContainerApproved:
 			err = applyPart11Op(exec, op)
+		case store.OpShipped:
+			err = applyShipped(ctx, tx, op)
 		}
 		if err != nil {
 			return fmt.Errorf("projection of edge %s: %w", op.Edge, err)

@@ -494,6 +494,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("epochs %v %v", e, err)
 		}
 	})
+	t.Run("Queries", func(t *testing.T) { runQueries(t, open(t)) })
+	t.Run("Shipments", func(t *testing.T) { runShipments(t, open(t)) })
 
 	t.Run("JournalsAreNotLines", func(t *testing.T) {
 		s := open(t)

@@ -68,6 +68,10 @@ var limits = []limit{
 	{name: "edge start-up with 10M serials", bench: "cmd/serialine-edge.BenchmarkEdge10MSerials", metric: "startup_ms", max: 2000},
 	{name: "backlog drain edge→broker→central (SQLite)", bench: "cmd/serialine.BenchmarkDrain/sqlite", metric: "records/s", min: 20000},
 	{name: "end-to-end latency edge commit→central commit at line rate, p99", bench: "cmd/serialine.BenchmarkLatency", metric: "p99-ms", max: 50},
+	{name: "single trace p99 with 10M units stored, SQLite", bench: "central/trace.BenchmarkTraceUnit/sqlite", metric: "p99-ms", max: 10},
+	{name: "single trace p99 with 10M units stored, PostgreSQL", bench: "central/trace.BenchmarkTraceUnit/postgres", metric: "p99-ms", max: 10},
+	{name: "full lot trace of 100,000 units, SQLite (ns)", bench: "central/trace.BenchmarkTraceLot/sqlite", metric: "ns/op", max: 2e9},
+	{name: "full lot trace of 100,000 units, PostgreSQL (ns)", bench: "central/trace.BenchmarkTraceLot/postgres", metric: "ns/op", max: 2e9},
 }
 
 var ratios = []ratio{
@@ -101,6 +105,9 @@ func main() {
 		if *only != "" && !strings.Contains(s.pkg, *only) {
 			continue
 		}
+		// A long timeout: the first run builds the cached 10M-unit trace
+		// data sets (see central/trace/bench_test.go) and the 10M-serial
+		// edge store.
 		bt, n := *benchtime, *count
 		if s.benchtime != "" {
 			bt = s.benchtime
@@ -108,7 +115,7 @@ func main() {
 		if s.count > 0 {
 			n = min(n, s.count)
 		}
-		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchmem", "-count", strconv.Itoa(n), "-benchtime", bt, "-timeout", "30m", s.pkg}
+		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchmem", "-count", strconv.Itoa(n), "-benchtime", bt, "-timeout", "90m", s.pkg}
 		fmt.Fprintf(os.Stderr, "go %s\n", strings.Join(args, " "))
 		cmd := exec.Command("go", args...)
 		var out bytes.Buffer
