@@ -36,8 +36,8 @@ func load(t *testing.T, st store.Store) fixture {
 	}
 	recs := f.line.Scenario()
 	recs = append(recs, f.line.Next(
-		record.KindDowntimeStarted, map[string]any{"equipment": "printer-1", "class": "unplanned", "batch": "L1"},
-		record.KindDowntimeEnded, map[string]any{"equipment": "printer-1", "class": "unplanned", "batch": "L1"},
+		record.KindDowntimeStarted, record.DowntimeStarted{ID: "DT-1", Equipment: "printer-1", Class: "print", Critical: true, Source: "driver", Fault: "disconnected", Start: "2026-11-24T08:00:00.010Z", Batch: "L1"},
+		record.KindDowntimeEnded, record.DowntimeEnded{ID: "DT-1", Equipment: "printer-1", Class: "print", Critical: true, Source: "driver", Fault: "disconnected", Start: "2026-11-24T08:00:00.010Z", End: "2026-11-24T08:00:00.020Z", DurationS: 0.01, Batch: "L1", Batches: []string{"L1"}},
 		record.KindUnitDisposition, record.UnitDisposition{Batch: "L1", GTIN: storetest.ScenarioGTIN, Serial: "S3", Disposition: "destroyed",
 			Signature: &record.Signature{User: "sup", Name: "Sue Supervisor", Meaning: "approval", Time: "2026-11-24T08:30:00Z"}},
 		record.KindBatchClosed, record.BatchClosed{Batch: "L1", Balanced: true, Reconciliation: record.Reconciliation{Good: 4, Rejected: 1, Aggregated: 4}},
@@ -174,7 +174,7 @@ func TestJSONAndHTML(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := buf.String()
-	for _, want := range []string{"Audit export: batch L1", "every record verified", "no_read", "Sue Supervisor", "Quinn QA", "SH-1", "printer-1", "unplanned", "Demo Wholesale DC"} {
+	for _, want := range []string{"Audit export: batch L1", "every record verified", "no_read", "Sue Supervisor", "Quinn QA", "SH-1", "printer-1", "print", "Demo Wholesale DC"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("HTML summary lacks %q", want)
 		}

@@ -22,12 +22,12 @@ func TestDaily(t *testing.T) {
 		st.UpdateStatus(ctx, statusOf(c.Edge))
 		recs := c.Scenario() // 5 verified (4 pass, 1 no_read); 4 good units, all in the case
 		recs = append(recs, c.Next(
-			record.KindDowntimeStarted, map[string]any{"equipment": "camera-1", "class": "unplanned", "start": "2026-11-23T22:00:00Z"},
-			record.KindDowntimeStarted, map[string]any{"equipment": "printer-1", "class": "planned", "start": "2026-11-24T10:00:00Z"},
-			record.KindDowntimeEnded, map[string]any{"equipment": "camera-1", "end": "2026-11-24T03:00:00Z"},
-			record.KindDowntimeEnded, map[string]any{"equipment": "printer-1", "end": "2026-11-24T10:30:00Z"},
-			record.KindDowntimeStarted, map[string]any{"equipment": "plc-1", "class": "unplanned", "start": "2026-11-24T23:00:00Z"},
-			record.KindCalibration, map[string]any{"equipment": "camera-1", "next_due": "2027-05-24"},
+			record.KindDowntimeStarted, record.DowntimeStarted{ID: "DT-1", Equipment: "camera-1", Class: "verification", Critical: true, Source: "driver", Fault: "disconnected", Start: "2026-11-23T22:00:00Z"},
+			record.KindDowntimeStarted, record.DowntimeStarted{ID: "DT-2", Equipment: "printer-1", Class: "print", Critical: true, Source: "driver", Fault: "paper_out", Start: "2026-11-24T10:00:00Z"},
+			record.KindDowntimeEnded, record.DowntimeEnded{ID: "DT-1", Equipment: "camera-1", Class: "verification", Critical: true, Source: "driver", Fault: "disconnected", Start: "2026-11-23T22:00:00Z", End: "2026-11-24T03:00:00Z", DurationS: 5 * 3600},
+			record.KindDowntimeEnded, record.DowntimeEnded{ID: "DT-2", Equipment: "printer-1", Class: "print", Critical: true, Source: "driver", Fault: "paper_out", Start: "2026-11-24T10:00:00Z", End: "2026-11-24T10:30:00Z", DurationS: 1800},
+			record.KindDowntimeStarted, record.DowntimeStarted{ID: "DT-3", Equipment: "plc-1", Class: "verification", Critical: true, Source: "driver", Fault: "disconnected", Start: "2026-11-24T23:00:00Z"},
+			record.KindCalibration, record.Calibration{Equipment: "camera-1", Class: "verification", Activity: "calibration", Performed: "2026-11-24T11:00:00Z", Result: "pass", NextDue: "2027-05-24T00:00:00Z"},
 		)...)
 		if err := st.Append(ctx, c.Edge, record.Head{Epoch: 1}, recs); err != nil {
 			t.Fatal(err)
@@ -52,28 +52,28 @@ func TestDaily(t *testing.T) {
 		if k.GoodUnits != 4 || k.Aggregated != 4 || k.Completeness != 1 {
 			t.Fatalf("aggregation %d/%d %v", k.Aggregated, k.GoodUnits, k.Completeness)
 		}
-		// camera-1: 00:00-03:00 of the day (180 of 300 min); plc-1: 23:00-24:00
-		// (still down); printer-1 planned: 30 min.
-		if math.Abs(k.DowntimeMinutes["unplanned"]-240) > 1e-9 || math.Abs(k.DowntimeMinutes["planned"]-30) > 1e-9 {
+		// verification: camera-1 00:00-03:00 of the day (180 of 300 min) and
+		// plc-1 23:00-24:00 (still down); print: printer-1, 30 min.
+		if math.Abs(k.DowntimeMinutes["verification"]-240) > 1e-9 || math.Abs(k.DowntimeMinutes["print"]-30) > 1e-9 {
 			t.Fatalf("downtime %v", k.DowntimeMinutes)
 		}
 		if len(k.Reportable) != 1 || k.Reportable[0].Equipment != "camera-1" || k.Reportable[0].Minutes != 300 || k.ReportableAlert != 1 {
 			t.Fatalf("reportable %+v %d", k.Reportable, k.ReportableAlert)
 		}
-		if len(k.CalibrationOverdue) != 1 || len(k.CalibrationDue) != 0 || len(k.Calibrations) != 1 || k.Calibrations[0].Due != "2027-05-24" {
+		if len(k.CalibrationOverdue) != 1 || len(k.CalibrationDue) != 0 || len(k.Calibrations) != 1 || k.Calibrations[0].Due != "2027-05-24T00:00:00Z" {
 			t.Fatalf("calibration %+v %+v %+v", k.CalibrationOverdue, k.CalibrationDue, k.Calibrations)
 		}
-		if rep.Site.Verified != 5 || rep.Site.PassRate != 0.8 || rep.Site.DowntimeMinutes["unplanned"] != k.DowntimeMinutes["unplanned"] {
+		if rep.Site.Verified != 5 || rep.Site.PassRate != 0.8 || rep.Site.DowntimeMinutes["verification"] != k.DowntimeMinutes["verification"] {
 			t.Fatalf("site %+v", rep.Site)
 		}
 		// A report made at 23:30 counts plc-1 until then.
 		early, _ := Compute(ctx, st, day, day.Add(23*time.Hour+30*time.Minute))
-		if m := early.Lines[0].DowntimeMinutes["unplanned"]; math.Abs(m-210) > 1e-9 {
+		if m := early.Lines[0].DowntimeMinutes["verification"]; math.Abs(m-210) > 1e-9 {
 			t.Fatalf("open downtime at 23:30: %v", m)
 		}
 		// The next day: plc-1 is still down; nothing verified.
 		next, _ := Compute(ctx, st, day.Add(24*time.Hour), day.Add(30*time.Hour))
-		if nk := next.Lines[0]; nk.Verified != 0 || nk.PassRate != 0 || nk.DowntimeMinutes["unplanned"] != 360 || len(nk.Reportable) != 1 || !nk.Reportable[0].Open {
+		if nk := next.Lines[0]; nk.Verified != 0 || nk.PassRate != 0 || nk.DowntimeMinutes["verification"] != 360 || len(nk.Reportable) != 1 || !nk.Reportable[0].Open {
 			t.Fatalf("next day %+v", nk)
 		}
 
@@ -82,7 +82,7 @@ func TestDaily(t *testing.T) {
 			t.Fatal(err)
 		}
 		lines := strings.Split(strings.TrimSpace(csvOut.String()), "\n")
-		if len(lines) != 3 || !strings.HasPrefix(lines[1], "2026-11-24,edge-1,line-1,5,4,1,0.8000,no_read=1,4,4,1.0000,270.0,planned=30.0; unplanned=240.0,1,1,0,1,1") || !strings.Contains(lines[2], ",site,") {
+		if len(lines) != 3 || !strings.HasPrefix(lines[1], "2026-11-24,edge-1,line-1,5,4,1,0.8000,no_read=1,4,4,1.0000,270.0,print=30.0; verification=240.0,1,1,0,1,1") || !strings.Contains(lines[2], ",site,") {
 			t.Fatalf("csv:\n%s", csvOut.String())
 		}
 		if err := WriteHTML(&htmlOut, rep); err != nil {

@@ -210,7 +210,7 @@ type LotUnit struct {
 // EquipmentEvent is one downtime, maintenance, calibration, fault or alarm
 // record, read generically: the fields most bodies carry, and the body.
 type EquipmentEvent struct {
-	Ref       store.Ref `json:"ref"`
+	Ref       store.Ref       `json:"ref"`
 	Kind      record.Kind     `json:"kind"`
 	Time      time.Time       `json:"time"`
 	Equipment string          `json:"equipment,omitempty"` // body "equipment" (or "device")

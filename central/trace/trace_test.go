@@ -103,8 +103,8 @@ func load(t *testing.T, st store.Store) {
 	}
 	recs := c.Scenario()
 	recs = append(recs, c.Next(
-		record.KindDowntimeStarted, map[string]any{"equipment": "camera-1", "class": "unplanned", "batch": "L1"},
-		record.KindDowntimeEnded, map[string]any{"equipment": "camera-1", "class": "unplanned", "batch": "L1"},
+		record.KindDowntimeStarted, record.DowntimeStarted{ID: "DT-1", Equipment: "camera-1", Class: "verification", Critical: true, Source: "driver", Fault: "disconnected", Start: "2026-11-24T08:00:00.010Z", Batch: "L1"},
+		record.KindDowntimeEnded, record.DowntimeEnded{ID: "DT-1", Equipment: "camera-1", Class: "verification", Critical: true, Source: "driver", Fault: "disconnected", Start: "2026-11-24T08:00:00.010Z", End: "2026-11-24T08:00:00.020Z", DurationS: 0.01, Batch: "L1", Batches: []string{"L1"}},
 		record.KindBatchClosed, record.BatchClosed{Batch: "L1", Balanced: true},
 	)...)
 	if err := st.Append(ctx, c.Edge, record.Head{Epoch: 1}, recs); err != nil {
@@ -173,7 +173,7 @@ func TestTrace(t *testing.T) {
 		if lt.Units != 5 || len(units) != 5 || len(lt.Batches) != 1 || len(lt.Containers) != 2 || len(lt.Shipments) != 1 || len(lt.Equipment) != 2 {
 			t.Fatalf("lot: %+v", lt)
 		}
-		if e := lt.Equipment[0]; e.Kind != record.KindDowntimeStarted || e.Equipment != "camera-1" || e.Class != "unplanned" {
+		if e := lt.Equipment[0]; e.Kind != record.KindDowntimeStarted || e.Equipment != "camera-1" || e.Class != "verification" {
 			t.Fatalf("equipment: %+v", e)
 		}
 		u1 := units[0]

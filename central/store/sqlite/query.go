@@ -143,6 +143,13 @@ func (s *Store) Batches(ctx context.Context, f store.BatchFilter) ([]store.Batch
 		if err != nil {
 			return nil, err
 		}
+		// Exact bounds (the SQL bounds are whole seconds, see secFloor).
+		if !f.To.IsZero() && !b.StartedAt.Before(f.To) {
+			continue
+		}
+		if !f.From.IsZero() && !b.ClosedAt.IsZero() && b.ClosedAt.Before(f.From) {
+			continue
+		}
 		out = append(out, b)
 	}
 	return out, rows.Err()
