@@ -216,7 +216,7 @@ func (u *Users) Add(ctx context.Context, by Actor, id, name, role, password, rea
 	now := u.opt.Now().UTC()
 	if err := u.st.CreateUser(ctx, store.User{ID: id, Name: name, Role: role, PasswordHash: string(h), Created: now, PasswordChanged: now}); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return fmt.Errorf("user %q already exists", id)
+			return fmt.Errorf("user %q %w", id, store.ErrExists)
 		}
 		return err
 	}

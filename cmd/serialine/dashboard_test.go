@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/serialine/serialine/configs"
@@ -37,32 +36,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// freshSchemaURL creates an empty PostgreSQL schema for one test (dropped
-// at its end) and returns a URL that selects it: tests of several branches
-// and runs share the server, and a shared schema would carry another
-// build's migrations.
-func freshSchemaURL(t *testing.T) string {
-	t.Helper()
-	base := "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("PostgreSQL: %v", err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("serialine_demo_%d", time.Now().UnixNano()%1e12)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	return base + "&search_path=" + schema
 }
 
 // demoRun is a demo running in-process, as `serialine demo` runs it.

@@ -21,6 +21,7 @@ import (
 	centralapp "github.com/serialine/serialine/central/app"
 	"github.com/serialine/serialine/central/auth"
 	centralcfg "github.com/serialine/serialine/central/config"
+	"github.com/serialine/serialine/central/store"
 	"github.com/serialine/serialine/cmd/internal/cli"
 	"github.com/serialine/serialine/cmd/internal/linesim"
 	"github.com/serialine/serialine/configs"
@@ -199,7 +200,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log zerolog.Logg
 		return nil, fmt.Errorf("central: %w", err)
 	}
 	defer central.Close()
-	adminPW, err := demoAdmin(cctx, central.Users, filepath.Join(o.dir, "admin-password"))
+	adminID, adminPW, err := demoAdmin(cctx, central.Users, o.dir, ccfg.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log zerolog.Logg
 		storeName = redactURL(o.db)
 	}
 	fmt.Fprintf(out, "Serialine demo running (working directory %s)\n", o.dir)
-	fmt.Fprintf(out, "  dashboard:  http://%s   login: admin / %s\n", central.HTTPAddr(), adminPW)
+	fmt.Fprintf(out, "  dashboard:  http://%s   login: %s / %s\n", central.HTTPAddr(), adminID, adminPW)
 	fmt.Fprintf(out, "  broker:     %s\n  store:      %s\n", central.BrokerURL(), storeName)
 	fmt.Fprintf(out, "  edge:       %s  API http://%s  (operator / %s, supervisor / %s)\n", cfg.Edge.ID, edge.API.Addr(), operatorPW, supervisorPW)
 	if edge.Tags != nil {
@@ -388,17 +389,34 @@ func stableID(file, base string) (string, error) {
 	return id, os.WriteFile(file, []byte(id+"\n"), 0o600)
 }
 
-// demoAdmin creates the demo's central admin with a generated password, kept
-// (mode 0600) in the demo directory so a re-run can print it again.
-func demoAdmin(ctx context.Context, users *auth.Users, file string) (string, error) {
-	if b, err := os.ReadFile(file); err == nil {
-		return strings.TrimSpace(string(b)), nil
+// demoAdmin creates the demo's administrator with a generated password
+// (no default password), kept (mode 0600) in dir so a re-run of the same
+// directory prints it again. Its id is "admin", or admin-<suffix> of the central id when a
+// database shared with earlier demo runs already has an admin.
+func demoAdmin(ctx context.Context, users *auth.Users, dir, centralID string) (id, pw string, err error) {
+	idFile, pwFile := filepath.Join(dir, "admin-id"), filepath.Join(dir, "admin-password")
+	if b, err := os.ReadFile(pwFile); err == nil {
+		id := "admin"
+		if x, err := os.ReadFile(idFile); err == nil {
+			id = strings.TrimSpace(string(x))
+		}
+		return id, strings.TrimSpace(string(b)), nil
 	}
-	pw := auth.GeneratePassword()
-	if err := users.Add(ctx, auth.Actor{ID: "demo", Name: "serialine demo"}, "admin", "Demo Administrator", auth.RoleAdmin, pw, "the demo's generated administrator"); err != nil {
-		return "", err
+	pw = auth.GeneratePassword()
+	by := auth.Actor{ID: "demo", Name: "serialine demo"}
+	id = "admin"
+	err = users.Add(ctx, by, id, "Demo Administrator", auth.RoleAdmin, pw, "the demo's generated administrator")
+	if errors.Is(err, store.ErrExists) {
+		id = "admin-" + centralID[strings.LastIndexByte(centralID, '-')+1:]
+		err = users.Add(ctx, by, id, "Demo Administrator", auth.RoleAdmin, pw, "the demo's generated administrator (this database already has an admin)")
 	}
-	return pw, os.WriteFile(file, []byte(pw+"\n"), 0o600)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(idFile, []byte(id+"\n"), 0o600); err != nil {
+		return "", "", err
+	}
+	return id, pw, os.WriteFile(pwFile, []byte(pw+"\n"), 0o600)
 }
 
 func redactURL(u string) string {
