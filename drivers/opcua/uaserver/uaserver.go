@@ -1,22 +1,32 @@
 // Package uaserver is Serialine's hardened wrapper around gopcua's
 // experimental OPC UA server (v0.9.0), shared by the edge's PackML tag
-// server and the PLC simulator. Measured pitfalls it closes (DESIGN.md §5):
+// server and the PLC simulator. What it closes (DESIGN.md §5, and found by
+// reading the library's source):
 //
 //   - user name/password tokens are never checked by the library: our
 //     ActivateSession decrypts and checks them (and rejects anonymous
 //     sessions unless allowed) before the library activates the session;
-//   - a CreateSubscription publishing interval <= 0 or under 1 ms panics in
-//     a background goroutine: requests are clamped to >= 50 ms first;
-//   - SetMonitoringMode / DeleteMonitoredItems with unknown ids panic, and
-//     other handlers may too: every handler runs under recover;
+//   - sessions are not bound to their secure channel and their tokens are
+//     31-bit math/rand numbers: a request with another channel's session
+//     token is refused; sessions expire after their timeout; at most
+//     MaxSessions exist;
+//   - the library has no certificate trust list: TrustedClientCerts pins
+//     client certificates, and the client must prove it holds the key;
+//   - the library dispatches every request of every client on ONE
+//     goroutine, so one slow handler or one client that stops reading its
+//     socket stalls all clients: requests run on a worker per secure
+//     channel, which answers them itself;
+//   - the Subscription and MonitoredItem services panic on bad intervals
+//     and unknown ids, reuse live subscription ids and can block every
+//     client on one stuck client: we serve them ourselves (subs.go);
+//   - other handlers may still panic: every handler runs under recover and
+//     answers BadInternalError;
 //   - a client may rewrite DisplayName/DataType/AccessLevel of a writable
 //     node: our own Write handler accepts the Value attribute only,
 //     type-checked, for tags registered as writable, from sessions whose
 //     role allows it;
 //   - node values race under -race: values are served by ValueFuncs over a
-//     locked store, never Node.SetAttribute from our goroutines;
-//   - change notifications block on a bounded channel: they are sent by one
-//     notifier goroutine that coalesces changes (latest value wins).
+//     locked store, never Node.SetAttribute from our goroutines.
 package uaserver
 
 import (
@@ -38,7 +48,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/server"
@@ -55,8 +64,20 @@ var roleRank = map[string]int{"anonymous": 0, "viewer": 0, "operator": 1, "super
 type Authenticator func(user, password string) (role string, ok bool)
 
 // WriteFunc handles a write of a writable tag by an authenticated user. It
-// returns ua.StatusOK or a Bad status (e.g. ua.StatusBadOutOfRange).
+// returns ua.StatusOK or a Bad status (e.g. ua.StatusBadOutOfRange). It runs
+// on the writing client's channel worker: it may block that client, never
+// the others.
 type WriteFunc func(user, role string, v *ua.Variant) ua.StatusCode
+
+// Security modes a server can offer.
+const (
+	SecurityNone                    = "None"
+	SecurityBasic256Sha256Sign      = "Basic256Sha256-Sign"
+	SecurityBasic256Sha256SignCrypt = "Basic256Sha256-SignAndEncrypt"
+	defaultMaxSessions              = 50
+	defaultChannelQueue             = 16
+	maxWritesPerRequest             = 100
+)
 
 // Config configures a server.
 type Config struct {
@@ -71,7 +92,16 @@ type Config struct {
 	// policy), also on the None endpoint.
 	Key  *rsa.PrivateKey
 	Cert []byte
-	Log  zerolog.Logger
+	// TrustedClientCerts (DER) pins client application certificates: when
+	// set, a session is activated only for a client that presents one of
+	// them in CreateSession and signs ActivateSession with its key
+	// (Basic256Sha256). A client on a None channel cannot sign and is refused.
+	TrustedClientCerts [][]byte
+	MaxSessions        int // default 50
+	// Fault, if set, is asked before every service request (simulators):
+	// it may delay the answer and/or fail the request with a Bad status.
+	Fault func(service string) (delay time.Duration, code ua.StatusCode)
+	Log   zerolog.Logger
 }
 
 type tag struct {
@@ -83,9 +113,14 @@ type tag struct {
 }
 
 type session struct {
+	token      string
 	user, role string
 	nonce      []byte
+	clientCert []byte
 	active     bool
+	sc         *uasc.SecureChannel // the channel the session was activated on
+	timeout    time.Duration
+	lastUsed   time.Time
 }
 
 // Server is a hardened OPC UA server.
@@ -96,6 +131,9 @@ type Server struct {
 	endpoint string
 	log      zerolog.Logger
 	key      *rsa.PrivateKey
+	cert     []byte
+	subs     *subService
+	libSess  *server.SessionService
 
 	mu       sync.Mutex
 	tags     map[string]*tag
@@ -105,8 +143,13 @@ type Server struct {
 	kick     chan struct{}
 	started  bool
 
-	Panics   int // handler panics recovered (tests)
+	sessMu  sync.Mutex // serialises CreateSession/ActivateSession/CloseSession
+	wmu     sync.Mutex
+	workers map[*uasc.SecureChannel]*worker
+	ctx     context.Context
+
 	panicsMu sync.Mutex
+	panics   int
 }
 
 // New builds the server (not started).
@@ -118,13 +161,18 @@ func New(cfg Config) (*Server, error) {
 		cfg.ApplicationName = "Serialine"
 	}
 	if len(cfg.Security) == 0 {
-		cfg.Security = []string{"None"}
+		cfg.Security = []string{SecurityNone}
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = defaultMaxSessions
 	}
 	host, port, err := freeAddr(cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, tags: map[string]*tag{}, folders: map[string]*server.Node{}, sessions: map[string]*session{}, changed: map[string]bool{}, kick: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, log: cfg.Log, tags: map[string]*tag{}, folders: map[string]*server.Node{}, sessions: map[string]*session{},
+		changed: map[string]bool{}, kick: make(chan struct{}, 1), workers: map[*uasc.SecureChannel]*worker{}}
+	s.subs = newSubService(s)
 	s.endpoint = fmt.Sprintf("opc.tcp://%s:%d", host, port)
 	key, cert := cfg.Key, cfg.Cert
 	if key == nil || cert == nil {
@@ -132,7 +180,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.key = key
+	s.key, s.cert = key, cert
 	opts := []server.Option{
 		server.EndPoint(host, port),
 		server.PrivateKey(key), server.Certificate(cert),
@@ -143,12 +191,12 @@ func New(cfg Config) (*Server, error) {
 	basic := false
 	for _, sec := range cfg.Security {
 		switch sec {
-		case "None":
+		case SecurityNone:
 			opts = append(opts, server.EnableSecurity("None", ua.MessageSecurityModeNone))
-		case "Basic256Sha256-Sign":
+		case SecurityBasic256Sha256Sign:
 			opts = append(opts, server.EnableSecurity("Basic256Sha256", ua.MessageSecurityModeSign))
 			basic = true
-		case "Basic256Sha256-SignAndEncrypt":
+		case SecurityBasic256Sha256SignCrypt:
 			opts = append(opts, server.EnableSecurity("Basic256Sha256", ua.MessageSecurityModeSignAndEncrypt))
 			basic = true
 		default:
@@ -248,6 +296,12 @@ func dataTypeOf(v any) (uint32, error) {
 	switch v.(type) {
 	case bool:
 		return id.Boolean, nil
+	case uint8:
+		return id.Byte, nil
+	case int16:
+		return id.Int16, nil
+	case uint16:
+		return id.UInt16, nil
 	case int32:
 		return id.Int32, nil
 	case int64:
@@ -256,6 +310,8 @@ func dataTypeOf(v any) (uint32, error) {
 		return id.UInt32, nil
 	case uint64:
 		return id.UInt64, nil
+	case float32:
+		return id.Float, nil
 	case float64:
 		return id.Double, nil
 	case string:
@@ -358,7 +414,8 @@ func (s *Server) Get(path string) (any, bool) {
 	return t.value, true
 }
 
-// notifier sends change notifications for changed tags, coalescing.
+// notifier marks the monitored items of changed tags, coalescing bursts
+// (latest value wins: values are read when a notification is sent).
 func (s *Server) notifier(ctx context.Context) {
 	for {
 		select {
@@ -375,31 +432,30 @@ func (s *Server) notifier(ctx context.Context) {
 		s.mu.Unlock()
 		sort.Strings(paths)
 		for _, p := range paths {
-			func() {
-				defer s.recovered("ChangeNotification")
-				s.srv.ChangeNotification(s.NodeID(p))
-			}()
-		}
-		// Coalesce bursts (latest value wins).
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
+			s.subs.changed(s.NodeID(p).String())
 		}
 	}
 }
 
-// Start listens and serves until ctx ends.
+// Start listens and serves until ctx ends; then every connection is
+// closed and the port released.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("uaserver: started twice")
+	}
 	s.started = true
+	s.ctx = ctx
 	s.mu.Unlock()
 	if err := s.srv.Start(ctx); err != nil {
 		return fmt.Errorf("opcua %s: %w", s.endpoint, err)
 	}
 	go s.notifier(ctx)
+	go s.janitor(ctx)
 	go func() {
 		<-ctx.Done()
+		s.subs.close()
 		s.srv.Close()
 	}()
 	return nil
@@ -408,7 +464,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) recovered(what string) {
 	if r := recover(); r != nil {
 		s.panicsMu.Lock()
-		s.Panics++
+		s.panics++
 		s.panicsMu.Unlock()
 		s.log.Error().Str("handler", what).Interface("panic", r).Bytes("stack", debug.Stack()).Msg("OPC UA handler panic recovered")
 	}
@@ -418,184 +474,7 @@ func (s *Server) recovered(what string) {
 func (s *Server) PanicCount() int {
 	s.panicsMu.Lock()
 	defer s.panicsMu.Unlock()
-	return s.Panics
-}
-
-// newService builds one of gopcua's service structs whose only field is
-// the unexported server pointer, so our wrappers can call the library's
-// implementation (gopcua registers its own handler only when none is
-// registered for the request type).
-func newService[T any](srv *server.Server) *T {
-	v := new(T)
-	f := reflect.ValueOf(v).Elem().FieldByName("srv")
-	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf(srv))
-	return v
-}
-
-func header(h *ua.RequestHeader, code ua.StatusCode) *ua.ResponseHeader {
-	handle := uint32(0)
-	if h != nil {
-		handle = h.RequestHandle
-	}
-	return &ua.ResponseHeader{Timestamp: time.Now(), RequestHandle: handle, ServiceResult: code,
-		ServiceDiagnostics: &ua.DiagnosticInfo{}, StringTable: []string{}, AdditionalHeader: ua.NewExtensionObject(nil)}
-}
-
-func (s *Server) wrap(name string, h server.Handler) server.Handler {
-	return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (resp ua.Response, err error) {
-		defer func() {
-			if rec := recover(); rec != nil {
-				s.panicsMu.Lock()
-				s.Panics++
-				s.panicsMu.Unlock()
-				s.log.Error().Str("service", name).Interface("panic", rec).Msg("OPC UA request caused a panic in the server library; answered BadInternalError")
-				resp, err = nil, ua.StatusBadInternalError
-			}
-		}()
-		if r == nil || r.Header() == nil {
-			return nil, ua.StatusBadDecodingError
-		}
-		return h(sc, r, reqID)
-	}
-}
-
-func tokenKey(h *ua.RequestHeader) string {
-	if h == nil || h.AuthenticationToken == nil {
-		return ""
-	}
-	return h.AuthenticationToken.String()
-}
-
-func (s *Server) sessionOf(h *ua.RequestHeader) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sessions[tokenKey(h)]
-}
-
-func (s *Server) installHandlers() {
-	srv := s.srv
-	sess := newService[server.SessionService](srv)
-	attr := newService[server.AttributeService](srv)
-	view := newService[server.ViewService](srv)
-	disc := newService[server.DiscoveryService](srv)
-
-	reg := func(typeID uint16, name string, h server.Handler) { srv.RegisterHandler(typeID, s.wrap(name, h)) }
-	reg(id.GetEndpointsRequest_Encoding_DefaultBinary, "GetEndpoints", disc.GetEndpoints)
-	reg(id.FindServersRequest_Encoding_DefaultBinary, "FindServers", disc.FindServers)
-	reg(id.CreateSessionRequest_Encoding_DefaultBinary, "CreateSession", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		resp, err := sess.CreateSession(sc, r, reqID)
-		if cs, ok := resp.(*ua.CreateSessionResponse); ok && err == nil {
-			s.mu.Lock()
-			s.sessions[cs.AuthenticationToken.String()] = &session{nonce: append([]byte(nil), cs.ServerNonce...)}
-			s.mu.Unlock()
-		}
-		return resp, err
-	})
-	reg(id.ActivateSessionRequest_Encoding_DefaultBinary, "ActivateSession", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		req, ok := r.(*ua.ActivateSessionRequest)
-		if !ok {
-			return nil, ua.StatusBadDecodingError
-		}
-		user, role, code := s.checkIdentity(sc, req)
-		if code != ua.StatusOK {
-			s.log.Warn().Str("user", user).Str("status", code.Error()).Msg("OPC UA session refused")
-			return nil, code
-		}
-		resp, err := sess.ActivateSession(sc, r, reqID)
-		if as, ok := resp.(*ua.ActivateSessionResponse); ok && err == nil {
-			s.mu.Lock()
-			if st := s.sessions[tokenKey(req.RequestHeader)]; st != nil {
-				st.user, st.role, st.active = user, role, true
-				st.nonce = append([]byte(nil), as.ServerNonce...)
-			}
-			s.mu.Unlock()
-		}
-		return resp, err
-	})
-	reg(id.CloseSessionRequest_Encoding_DefaultBinary, "CloseSession", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		s.mu.Lock()
-		delete(s.sessions, tokenKey(r.Header()))
-		s.mu.Unlock()
-		return sess.CloseSession(sc, r, reqID)
-	})
-	active := func(name string, h server.Handler) server.Handler {
-		return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-			if st := s.sessionOf(r.Header()); st == nil || !st.active {
-				return nil, ua.StatusBadSessionNotActivated
-			}
-			return h(sc, r, reqID)
-		}
-	}
-	reg(id.ReadRequest_Encoding_DefaultBinary, "Read", active("Read", attr.Read))
-	reg(id.WriteRequest_Encoding_DefaultBinary, "Write", active("Write", s.handleWrite))
-	reg(id.BrowseRequest_Encoding_DefaultBinary, "Browse", active("Browse", view.Browse))
-	reg(id.BrowseNextRequest_Encoding_DefaultBinary, "BrowseNext", active("BrowseNext", view.BrowseNext))
-	reg(id.TranslateBrowsePathsToNodeIDsRequest_Encoding_DefaultBinary, "TranslateBrowsePaths", active("Translate", view.TranslateBrowsePathsToNodeIDs))
-	reg(id.RegisterNodesRequest_Encoding_DefaultBinary, "RegisterNodes", active("RegisterNodes", view.RegisterNodes))
-	reg(id.UnregisterNodesRequest_Encoding_DefaultBinary, "UnregisterNodes", active("UnregisterNodes", view.UnregisterNodes))
-	// Subscriptions: the library's services are created at Start; call
-	// them through the server's exported fields at request time.
-	subCall := func(f func(*server.SubscriptionService) server.Handler) server.Handler {
-		return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-			return f(srv.SubscriptionService)(sc, r, reqID)
-		}
-	}
-	itemCall := func(f func(*server.MonitoredItemService) server.Handler) server.Handler {
-		return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-			return f(srv.MonitoredItemService)(sc, r, reqID)
-		}
-	}
-	reg(id.CreateSubscriptionRequest_Encoding_DefaultBinary, "CreateSubscription", active("CreateSubscription", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		if req, ok := r.(*ua.CreateSubscriptionRequest); ok {
-			clampSubscription(&req.RequestedPublishingInterval, &req.RequestedLifetimeCount, &req.RequestedMaxKeepAliveCount)
-		}
-		return srv.SubscriptionService.CreateSubscription(sc, r, reqID)
-	}))
-	reg(id.ModifySubscriptionRequest_Encoding_DefaultBinary, "ModifySubscription", active("ModifySubscription", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		if req, ok := r.(*ua.ModifySubscriptionRequest); ok {
-			clampSubscription(&req.RequestedPublishingInterval, &req.RequestedLifetimeCount, &req.RequestedMaxKeepAliveCount)
-		}
-		return srv.SubscriptionService.ModifySubscription(sc, r, reqID)
-	}))
-	reg(id.SetPublishingModeRequest_Encoding_DefaultBinary, "SetPublishingMode", active("SetPublishingMode", subCall(func(x *server.SubscriptionService) server.Handler { return x.SetPublishingMode })))
-	reg(id.PublishRequest_Encoding_DefaultBinary, "Publish", active("Publish", subCall(func(x *server.SubscriptionService) server.Handler { return x.Publish })))
-	reg(id.RepublishRequest_Encoding_DefaultBinary, "Republish", active("Republish", subCall(func(x *server.SubscriptionService) server.Handler { return x.Republish })))
-	reg(id.DeleteSubscriptionsRequest_Encoding_DefaultBinary, "DeleteSubscriptions", active("DeleteSubscriptions", subCall(func(x *server.SubscriptionService) server.Handler { return x.DeleteSubscriptions })))
-	reg(id.TransferSubscriptionsRequest_Encoding_DefaultBinary, "TransferSubscriptions", active("TransferSubscriptions", subCall(func(x *server.SubscriptionService) server.Handler { return x.TransferSubscriptions })))
-	reg(id.CreateMonitoredItemsRequest_Encoding_DefaultBinary, "CreateMonitoredItems", active("CreateMonitoredItems", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.CreateMonitoredItems })))
-	reg(id.ModifyMonitoredItemsRequest_Encoding_DefaultBinary, "ModifyMonitoredItems", active("ModifyMonitoredItems", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.ModifyMonitoredItems })))
-	reg(id.SetMonitoringModeRequest_Encoding_DefaultBinary, "SetMonitoringMode", active("SetMonitoringMode", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.SetMonitoringMode })))
-	reg(id.SetTriggeringRequest_Encoding_DefaultBinary, "SetTriggering", active("SetTriggering", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.SetTriggering })))
-	reg(id.DeleteMonitoredItemsRequest_Encoding_DefaultBinary, "DeleteMonitoredItems", active("DeleteMonitoredItems", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.DeleteMonitoredItems })))
-	// Services we do not offer: node management, methods, history, query.
-	unsupported := func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		return nil, ua.StatusBadServiceUnsupported
-	}
-	for _, t := range []uint16{id.AddNodesRequest_Encoding_DefaultBinary, id.AddReferencesRequest_Encoding_DefaultBinary,
-		id.DeleteNodesRequest_Encoding_DefaultBinary, id.DeleteReferencesRequest_Encoding_DefaultBinary,
-		id.CallRequest_Encoding_DefaultBinary, id.HistoryReadRequest_Encoding_DefaultBinary, id.HistoryUpdateRequest_Encoding_DefaultBinary,
-		id.QueryFirstRequest_Encoding_DefaultBinary, id.QueryNextRequest_Encoding_DefaultBinary,
-		id.RegisterServerRequest_Encoding_DefaultBinary, id.RegisterServer2Request_Encoding_DefaultBinary,
-		id.FindServersOnNetworkRequest_Encoding_DefaultBinary, id.CancelRequest_Encoding_DefaultBinary} {
-		reg(t, "unsupported", unsupported)
-	}
-}
-
-// clampSubscription keeps requests in ranges the library survives:
-// publishing interval >= 50 ms (<= 0 or < 1 ms panics), sane counts.
-func clampSubscription(interval *float64, lifetime, keepAlive *uint32) {
-	if !(*interval >= 50) { // also catches NaN
-		*interval = 50
-	}
-	if *interval > 3600_000 {
-		*interval = 3600_000
-	}
-	if *keepAlive == 0 {
-		*keepAlive = 10
-	}
-	if *lifetime < 3**keepAlive {
-		*lifetime = 3 * *keepAlive
-	}
+	return s.panics
 }
 
 // checkIdentity validates the session's user token.
@@ -664,12 +543,17 @@ func (s *Server) decryptPassword(tok *ua.UserNameIdentityToken, st *session) (st
 
 // handleWrite is our Write service: Value attribute only, declared
 // writable tags only, type-checked, by a session whose role allows it.
-func (s *Server) handleWrite(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
+func (s *Server) handleWrite(st *session, sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
 	req, ok := r.(*ua.WriteRequest)
 	if !ok {
 		return nil, ua.StatusBadDecodingError
 	}
-	st := s.sessionOf(req.RequestHeader)
+	if len(req.NodesToWrite) == 0 {
+		return nil, ua.StatusBadNothingToDo
+	}
+	if len(req.NodesToWrite) > maxWritesPerRequest {
+		return nil, ua.StatusBadTooManyOperations
+	}
 	results := make([]ua.StatusCode, len(req.NodesToWrite))
 	for i, w := range req.NodesToWrite {
 		results[i] = s.writeOne(st, w)
@@ -681,8 +565,11 @@ func (s *Server) writeOne(st *session, w *ua.WriteValue) ua.StatusCode {
 	if w == nil || w.NodeID == nil {
 		return ua.StatusBadNodeIDInvalid
 	}
+	if _, err := s.srv.Namespace(int(w.NodeID.Namespace())); err != nil {
+		return ua.StatusBadNodeIDUnknown
+	}
 	if w.NodeID.Namespace() != s.ns.ID() || w.NodeID.Type() != ua.NodeIDTypeString {
-		return ua.StatusBadNotWritable
+		return ua.StatusBadNotWritable // the standard address space is read-only
 	}
 	s.mu.Lock()
 	t, ok := s.tags[w.NodeID.StringID()]
