@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/rsa"
 	"reflect"
+	"sync"
 	"time"
 	"unsafe"
 
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/server"
 	"github.com/gopcua/opcua/ua"
+	"github.com/gopcua/opcua/uacp"
 	"github.com/gopcua/opcua/uapolicy"
 	"github.com/gopcua/opcua/uasc"
 )
@@ -262,7 +264,11 @@ func (s *Server) installHandlers() {
 		s.subs.dropSession(st.token, !req.DeleteSubscriptions)
 		return sess.CloseSession(sc, r, reqID)
 	})
-	reg(id.ReadRequest_Encoding_DefaultBinary, "Read", s.active(lib(attr.Read)))
+	reg(id.ReadRequest_Encoding_DefaultBinary, "Read", s.active(func(_ *session, sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
+		resp, err := attr.Read(sc, r, reqID)
+		fixDataTypes(r, resp)
+		return resp, err
+	}))
 	reg(id.WriteRequest_Encoding_DefaultBinary, "Write", s.active(s.handleWrite))
 	reg(id.BrowseRequest_Encoding_DefaultBinary, "Browse", s.active(lib(view.Browse)))
 	reg(id.BrowseNextRequest_Encoding_DefaultBinary, "BrowseNext", s.active(lib(view.BrowseNext)))
@@ -526,4 +532,59 @@ func (s *Server) checkMonitorable(ir *ua.MonitoredItemCreateRequest) ua.StatusCo
 		}
 	}
 	return ua.StatusOK
+}
+
+// fixDataTypes: the library keeps DataType attributes as ExpandedNodeIds
+// (its reference code needs that) and reads them out as such; the
+// attribute is a NodeId (Part 3, 5.2.x), which strict clients expect.
+func fixDataTypes(r ua.Request, resp ua.Response) {
+	req, ok := r.(*ua.ReadRequest)
+	rr, ok2 := resp.(*ua.ReadResponse)
+	if !ok || !ok2 || len(req.NodesToRead) != len(rr.Results) {
+		return
+	}
+	for i, rv := range req.NodesToRead {
+		if rv == nil || rv.AttributeID != ua.AttributeIDDataType || rr.Results[i] == nil || rr.Results[i].Value == nil {
+			continue
+		}
+		if e, ok := rr.Results[i].Value.Value().(*ua.ExpandedNodeID); ok && e != nil && e.NodeID != nil && !e.HasNamespaceURI() && !e.HasServerIndex() {
+			if v, err := ua.NewVariant(e.NodeID); err == nil {
+				rr.Results[i].Value = v
+			}
+		}
+	}
+}
+
+// field returns an addressable view of an unexported struct field.
+func field(v reflect.Value, name string) reflect.Value {
+	f := v.FieldByName(name)
+	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
+}
+
+// closeTransport closes the library's listener and the TCP connection of
+// every secure channel (reached by reflection: the library exposes none).
+func (s *Server) closeTransport() {
+	defer s.recovered("close transport")
+	srv := reflect.ValueOf(s.srv).Elem()
+	if l, ok := field(srv, "l").Interface().(*uacp.Listener); ok && l != nil {
+		l.Close()
+	}
+	cb := field(srv, "cb")
+	if cb.IsNil() {
+		return
+	}
+	mu := field(cb.Elem(), "mu").Addr().Interface().(*sync.RWMutex)
+	var chans []*uasc.SecureChannel
+	mu.RLock()
+	for _, v := range field(cb.Elem(), "s").MapKeys() {
+		if sc, ok := field(cb.Elem(), "s").MapIndex(v).Interface().(*uasc.SecureChannel); ok && sc != nil {
+			chans = append(chans, sc)
+		}
+	}
+	mu.RUnlock()
+	for _, sc := range chans {
+		if c, ok := field(reflect.ValueOf(sc).Elem(), "c").Interface().(*uacp.Conn); ok && c != nil {
+			c.Close()
+		}
+	}
 }

@@ -86,7 +86,10 @@ type Config struct {
 	Namespace       string   // namespace URI
 	ApplicationName string
 	Auth            Authenticator
-	AllowAnonymous  bool // anonymous sessions may read and subscribe (never write)
+	AllowAnonymous  bool // anonymous sessions may read and subscribe (never write, unless AnonymousRole)
+	// AnonymousRole is the role of anonymous sessions (default
+	// "anonymous", which never writes). Simulators set "operator".
+	AnonymousRole string
 	// Key and Cert (DER) of the server; generated (self-signed) when nil.
 	// User name tokens are encrypted with this key (Basic256Sha256 token
 	// policy), also on the None endpoint.
@@ -147,6 +150,9 @@ type Server struct {
 	wmu     sync.Mutex
 	workers map[*uasc.SecureChannel]*worker
 	ctx     context.Context
+
+	closeOnce sync.Once
+	closeErr  error
 
 	panicsMu sync.Mutex
 	panics   int
@@ -351,7 +357,7 @@ func (s *Server) AddTag(path string, initial any, write WriteFunc, minRole strin
 		ua.AttributeIDNodeClass:       server.DataValueFromValue(uint32(ua.NodeClassVariable)),
 		ua.AttributeIDBrowseName:      server.DataValueFromValue(&ua.QualifiedName{NamespaceIndex: s.ns.ID(), Name: name}),
 		ua.AttributeIDDisplayName:     server.DataValueFromValue(&ua.LocalizedText{EncodingMask: ua.LocalizedTextText, Text: name}),
-		ua.AttributeIDDataType:        server.DataValueFromValue(ua.NewNumericExpandedNodeID(0, dt)),
+		ua.AttributeIDDataType:        server.DataValueFromValue(ua.NewNumericExpandedNodeID(0, dt)), // the library needs it expanded; Read sends a NodeId
 		ua.AttributeIDValueRank:       server.DataValueFromValue(int32(-1)),
 		ua.AttributeIDAccessLevel:     server.DataValueFromValue(access),
 		ua.AttributeIDUserAccessLevel: server.DataValueFromValue(access),
@@ -455,10 +461,29 @@ func (s *Server) Start(ctx context.Context) error {
 	go s.janitor(ctx)
 	go func() {
 		<-ctx.Done()
-		s.subs.close()
-		s.srv.Close()
+		s.Close()
 	}()
 	return nil
+}
+
+// Close stops listening and closes every connection; safe twice, and
+// when ctx ends it is called anyway. The port is free when it returns.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.subs.close()
+		s.mu.Lock()
+		started := s.started
+		s.mu.Unlock()
+		if started {
+			// The library's Close leaves every TCP connection open (it only
+			// sends CloseSecureChannel and then waits 10 s for readers that
+			// never end): close the listener and the connections first, as
+			// a process exit would.
+			s.closeTransport()
+			s.closeErr = s.srv.Close()
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Server) recovered(what string) {
@@ -477,18 +502,25 @@ func (s *Server) PanicCount() int {
 	return s.panics
 }
 
+func (s *Server) anonymousRole() string {
+	if s.cfg.AnonymousRole != "" {
+		return s.cfg.AnonymousRole
+	}
+	return "anonymous"
+}
+
 // checkIdentity validates the session's user token.
 func (s *Server) checkIdentity(sc *uasc.SecureChannel, req *ua.ActivateSessionRequest) (user, role string, code ua.StatusCode) {
 	if req.UserIdentityToken == nil || req.UserIdentityToken.Value == nil {
 		if s.cfg.AllowAnonymous {
-			return "anonymous", "anonymous", ua.StatusOK
+			return "anonymous", s.anonymousRole(), ua.StatusOK
 		}
 		return "", "", ua.StatusBadIdentityTokenInvalid
 	}
 	switch tok := req.UserIdentityToken.Value.(type) {
 	case *ua.AnonymousIdentityToken:
 		if s.cfg.AllowAnonymous {
-			return "anonymous", "anonymous", ua.StatusOK
+			return "anonymous", s.anonymousRole(), ua.StatusOK
 		}
 		return "anonymous", "", ua.StatusBadIdentityTokenRejected
 	case *ua.UserNameIdentityToken:
