@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -348,4 +349,45 @@ func (s *Sim) Sessions() int {
 		return 0
 	}
 	return srv.Sessions()
+}
+
+// FromDriver builds simulator options that match a driver configuration:
+// the namespace of the tags' nsu= node ids, the security mode (the
+// simulator serves None and Basic256Sha256) and the user.
+func FromDriver(name string, o *opcua.Options) (Options, error) {
+	so := Options{Name: name, Tags: o.Tags}
+	for tag, t := range o.Tags {
+		ref, err := opcua.ParseNodeRef(t.Node)
+		if err != nil {
+			return so, fmt.Errorf("tags.%s: %w", tag, err)
+		}
+		if ref.NamespaceURI != "" {
+			if so.Namespace != "" && so.Namespace != ref.NamespaceURI {
+				return so, fmt.Errorf("tags.%s: the simulator serves one namespace (%s and %s given)", tag, so.Namespace, ref.NamespaceURI)
+			}
+			so.Namespace = ref.NamespaceURI
+		}
+	}
+	switch pol, mode := o.Security.Policy, o.Security.Mode; {
+	case pol == "" || pol == "None":
+		so.Security = []string{uaserver.SecurityNone}
+	case pol == "Basic256Sha256" && mode == "Sign":
+		so.Security = []string{uaserver.SecurityBasic256Sha256Sign}
+	case pol == "Basic256Sha256":
+		so.Security = []string{uaserver.SecurityBasic256Sha256SignCrypt}
+	default:
+		return so, fmt.Errorf("security.policy %s: the simulator serves None and Basic256Sha256", pol)
+	}
+	if o.Username != "" {
+		pw := o.Password
+		if o.PasswordFile != "" {
+			raw, err := os.ReadFile(o.PasswordFile)
+			if err != nil {
+				return so, fmt.Errorf("password_file: %w", err)
+			}
+			pw = strings.TrimRight(string(raw), "\r\n")
+		}
+		so.Users = map[string]string{o.Username: pw}
+	}
+	return so, nil
 }

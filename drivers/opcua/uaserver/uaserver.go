@@ -626,19 +626,38 @@ func (s *Server) writeOne(st *session, w *ua.WriteValue) ua.StatusCode {
 	return t.write(st.user, st.role, w.Value.Value)
 }
 
+// logAdapter maps the library's log calls to zerolog, at the level the
+// event deserves: a client closing its channel or a port probe is normal
+// operation, not a warning.
 type logAdapter struct{ l zerolog.Logger }
 
 func (a logAdapter) Debug(msg string, args ...any) {}
 func (a logAdapter) Info(msg string, args ...any)  {}
 func (a logAdapter) Warn(msg string, args ...any) {
-	a.l.Warn().Str("component", "opcua").Msg(fmt.Sprintf(msg, args...))
+	text := fmt.Sprintf(msg, args...)
+	switch {
+	case strings.HasPrefix(text, "Secure Channel") && strings.HasSuffix(text, "closed"),
+		strings.HasPrefix(text, "sessionBroker."), // lookups of tokens we refuse ourselves
+		strings.HasPrefix(text, "Context done"):
+		a.l.Debug().Str("component", "opcua").Msg(text)
+		return
+	}
+	a.l.Warn().Str("component", "opcua").Msg(text)
 }
 func (a logAdapter) Error(msg string, args ...any) {
 	if strings.HasPrefix(msg, "Duplicate reference type") {
 		return // noise from importing the standard node set
 	}
-	if strings.Contains(fmt.Sprint(args...), "use of closed network connection") {
+	text := fmt.Sprintf(msg, args...)
+	switch {
+	case strings.Contains(text, "use of closed network connection"):
 		return // the listener closing at shutdown
+	case strings.HasPrefix(text, "error accepting connection") && strings.HasSuffix(text, "EOF"):
+		a.l.Debug().Str("component", "opcua").Msg(text) // a port probe: connected, sent nothing
+		return
+	case strings.HasPrefix(text, "Secure Channel") && (strings.HasSuffix(text, "EOF") || strings.Contains(text, "connection reset")):
+		a.l.Info().Str("component", "opcua").Msg(text) // a client went away without closing
+		return
 	}
-	a.l.Error().Str("component", "opcua").Msg(fmt.Sprintf(msg, args...))
+	a.l.Error().Str("component", "opcua").Msg(strings.TrimSpace(text))
 }
