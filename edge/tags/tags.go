@@ -30,6 +30,24 @@ const (
 	CmdClear     int32 = 9
 )
 
+// Admin.StopReason codes (the edge's own; PackML leaves them to the user).
+const (
+	StopNone      int32 = 0 // executing, idle or complete
+	StopOperator  int32 = 1 // held or stopped by a user
+	StopDevice    int32 = 2 // a printer, camera or PLC is disconnected or faulted
+	StopChallenge int32 = 3 // a challenge test failed: held until one passes
+	StopAlarm     int32 = 4 // another alarm is active
+)
+
+// CommandName is the PackML name of a CntrlCmd value ("" if none).
+func CommandName(c int32) string {
+	names := [...]string{"", "Reset", "Start", "Stop", "Hold", "Unhold", "Suspend", "Unsuspend", "Abort", "Clear"}
+	if c < 0 || int(c) >= len(names) {
+		return ""
+	}
+	return names[c]
+}
+
 // Snapshot is what the tags show; the edge pushes it with Update.
 type Snapshot struct {
 	StateCurrent       int32 // PackML state number
@@ -52,14 +70,20 @@ type Options struct {
 	LineID         string   // tag path root, e.g. line-1
 	Security       []string // None, Basic256Sha256-Sign, Basic256Sha256-SignAndEncrypt
 	AllowAnonymous bool     // anonymous sessions may read (never write)
-	Log            zerolog.Logger
+	// TrustedClientCerts (DER) pins the HMIs' application certificates:
+	// only they get sessions, on signing channels (see uaserver.Config).
+	TrustedClientCerts [][]byte
+	MaxSessions        int // default 50
+	Log                zerolog.Logger
 }
 
 // Authenticator checks a user name and password and returns the role.
 type Authenticator = uaserver.Authenticator
 
-// CommandHandler applies a PackML command for a user; an error refuses it.
-type CommandHandler func(ctx context.Context, user string, cmd int32) error
+// CommandHandler applies a PackML command for an authenticated user of at
+// least the operator role; an error refuses it. It runs on the writing
+// client's own channel worker: it may take its time.
+type CommandHandler func(ctx context.Context, user, role string, cmd int32) error
 
 // Server serves the tags.
 type Server struct {
@@ -84,7 +108,8 @@ func Paths() []string { return append([]string(nil), paths...) }
 func New(o Options, auth Authenticator, cmd CommandHandler) (*Server, error) {
 	root := strings.ReplaceAll(o.LineID, ".", "_")
 	u, err := uaserver.New(uaserver.Config{Addr: o.Listen, Security: o.Security, Namespace: "urn:serialine:line:" + o.LineID,
-		ApplicationName: "Serialine edge " + o.LineID, Auth: auth, AllowAnonymous: o.AllowAnonymous, Log: o.Log})
+		ApplicationName: "Serialine edge " + o.LineID, Auth: auth, AllowAnonymous: o.AllowAnonymous,
+		TrustedClientCerts: o.TrustedClientCerts, MaxSessions: o.MaxSessions, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -100,9 +125,14 @@ func New(o Options, auth Authenticator, cmd CommandHandler) (*Server, error) {
 		if cmd == nil {
 			return ua.StatusBadNotSupported
 		}
-		if err := cmd(context.Background(), user, c); err != nil {
-			s.log.Warn().Str("user", user).Int32("command", c).Err(err).Msg("PackML command refused")
+		if err := cmd(context.Background(), user, role, c); err != nil {
+			s.log.Warn().Str("user", user).Int32("command", c).Str("name", CommandName(c)).Err(err).Msg("PackML command refused")
 			return ua.StatusBadInvalidState
+		}
+		s.log.Info().Str("user", user).Int32("command", c).Str("name", CommandName(c)).Msg("PackML command accepted")
+		// The tag reads back the last accepted command.
+		if err := u.Set(root+".Command.CntrlCmd", c); err != nil {
+			s.log.Error().Err(err).Msg("Command.CntrlCmd not updated")
 		}
 		return ua.StatusOK
 	}
@@ -136,6 +166,15 @@ func (s *Server) Root() string { return s.root }
 
 // PanicCount is the number of recovered handler panics.
 func (s *Server) PanicCount() int { return s.ua.PanicCount() }
+
+// NamespaceIndex is the index of the line's namespace.
+func (s *Server) NamespaceIndex() uint16 { return s.ua.NamespaceIndex() }
+
+// Sessions and Subscriptions report the server's load (tests, diagnostics).
+func (s *Server) Sessions() int { return s.ua.Sessions() }
+
+// Subscriptions is the number of live subscriptions and monitored items.
+func (s *Server) Subscriptions() (subs, items int) { return s.ua.Subscriptions() }
 
 // Update publishes a snapshot (latest value wins; cheap).
 func (s *Server) Update(sn Snapshot) {

@@ -31,7 +31,7 @@ func startServer(t *testing.T, anon bool) (*Server, *cmdLog) {
 		}
 		return "", false
 	}
-	cmd := func(ctx context.Context, user string, c int32) error {
+	cmd := func(ctx context.Context, user, role string, c int32) error {
 		log.mu.Lock()
 		defer log.mu.Unlock()
 		if c == CmdAbort {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
+	"fmt"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unsafe"
@@ -161,7 +163,7 @@ func (s *Server) call(j job) (resp ua.Response, err error) {
 			s.panicsMu.Lock()
 			s.panics++
 			s.panicsMu.Unlock()
-			s.log.Error().Str("service", j.name).Interface("panic", rec).Msg("OPC UA request caused a panic in the server library; answered BadInternalError")
+			s.log.Error().Str("service", j.name).Str("panic", fmt.Sprint(rec)).Str("stack", string(debug.Stack())).Msg("OPC UA request caused a panic in the server library; answered BadInternalError")
 			resp, err = nil, ua.StatusBadInternalError
 		}
 	}()
@@ -549,7 +551,11 @@ func fixDataTypes(r ua.Request, resp ua.Response) {
 		}
 		if e, ok := rr.Results[i].Value.Value().(*ua.ExpandedNodeID); ok && e != nil && e.NodeID != nil && !e.HasNamespaceURI() && !e.HasServerIndex() {
 			if v, err := ua.NewVariant(e.NodeID); err == nil {
-				rr.Results[i].Value = v
+				// A copy: the library hands out the node's own attribute
+				// value, which its Browse needs expanded.
+				dv := *rr.Results[i]
+				dv.Value = v
+				rr.Results[i] = &dv
 			}
 		}
 	}

@@ -491,7 +491,7 @@ func (s *Server) recovered(what string) {
 		s.panicsMu.Lock()
 		s.panics++
 		s.panicsMu.Unlock()
-		s.log.Error().Str("handler", what).Interface("panic", r).Bytes("stack", debug.Stack()).Msg("OPC UA handler panic recovered")
+		s.log.Error().Str("handler", what).Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("OPC UA handler panic recovered")
 	}
 }
 
@@ -614,6 +614,11 @@ func (s *Server) writeOne(st *session, w *ua.WriteValue) ua.StatusCode {
 	case t.write == nil:
 		return ua.StatusBadNotWritable
 	case st == nil || st.role == "anonymous" || roleRank[st.role] < roleRank[t.minRole]:
+		user, role := "", ""
+		if st != nil {
+			user, role = st.user, st.role
+		}
+		s.log.Warn().Str("user", user).Str("role", role).Str("tag", w.NodeID.StringID()).Str("needs", t.minRole).Msg("OPC UA write refused: role not allowed")
 		return ua.StatusBadUserAccessDenied
 	case w.IndexRange != "":
 		return ua.StatusBadIndexRangeInvalid
