@@ -23,8 +23,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/serialine/serialine/drivers/camera/camerasim"
-	"github.com/serialine/serialine/drivers/opcua/opcuasim"
 	drvopcua "github.com/serialine/serialine/drivers/opcua"
+	"github.com/serialine/serialine/drivers/opcua/opcuasim"
 	"github.com/serialine/serialine/drivers/zebra/zebrasim"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
