@@ -216,6 +216,7 @@ func nodeDir(t *testing.T) (string, string) {
 
 type hmiReport struct {
 	Policy, Mode       string
+	Full               bool
 	Error              string
 	AnonymousError     string `json:"anonymous_error"`
 	WrongPasswordError string `json:"wrong_password_error"`
@@ -260,7 +261,9 @@ func TestNodeOPCUAClientOnRunningLine(t *testing.T) {
 
 	cfg, _ := json.Marshal(map[string]any{"endpoint": endpoint, "namespace": "urn:serialine:line:line-1", "root": "line-1",
 		"user": "op1", "password": pw, "pki": t.TempDir(),
-		"modes": [][2]string{{"None", "None"}, {"Basic256Sha256", "Sign"}, {"Basic256Sha256", "SignAndEncrypt"}}})
+		// Every security mode the tag server claims; the full scenario
+		// (browse, all tags, subscription, refused writes) on the strongest.
+		"modes": [][3]string{{"Basic256Sha256", "SignAndEncrypt", "full"}, {"None", "None", ""}, {"Basic256Sha256", "Sign", ""}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "hmi-client.js")
@@ -301,6 +304,18 @@ func TestNodeOPCUAClientOnRunningLine(t *testing.T) {
 		if r.AnonymousError == "" || r.WrongPasswordError == "" {
 			t.Errorf("%s: anonymous %q, wrong password %q: both must be refused", name, r.AnonymousError, r.WrongPasswordError)
 		}
+		if r.Writes["hold"] != "Good" || r.Writes["unhold"] != "Good" || r.Writes["start_while_running"] != "BadInvalidState" {
+			t.Errorf("%s: commands %v", name, r.Writes)
+		}
+		if r.StateAfterHold != line.PackMLHeld || r.StateAfterUnhold != line.PackMLExecute {
+			t.Errorf("%s: state after hold %v, after unhold %v", name, r.StateAfterHold, r.StateAfterUnhold)
+		}
+		if r.Values["Status.StateCurrent"].Status != "Good" || r.Values["Batch.GTIN"].Value != "09506000134352" {
+			t.Errorf("%s: reads %+v", name, r.Values)
+		}
+		if !r.Full {
+			continue
+		}
 		var browsed []string
 		for _, b := range r.Browsed {
 			browsed = append(browsed, strings.TrimPrefix(b, "line-1."))
@@ -313,8 +328,8 @@ func TestNodeOPCUAClientOnRunningLine(t *testing.T) {
 				t.Errorf("%s: read %s: %+v", name, tag, r.Values[tag])
 			}
 		}
-		if r.Values["Batch.GTIN"].Value != "09506000134352" || r.Values["Batch.Lot"].Value != "TAGS1" || r.Values["Status.StateCurrent"].Type != "Int32" {
-			t.Errorf("%s: batch tags %+v %+v state %+v", name, r.Values["Batch.GTIN"], r.Values["Batch.Lot"], r.Values["Status.StateCurrent"])
+		if r.Values["Batch.Lot"].Value != "TAGS1" || r.Values["Status.StateCurrent"].Type != "Int32" || r.Values["Admin.ProdProcessedCount"].Type != "Int32" {
+			t.Errorf("%s: batch tags %+v state %+v", name, r.Values["Batch.Lot"], r.Values["Status.StateCurrent"])
 		}
 		if r.StateDataType != "ns=0;i=6" {
 			t.Errorf("%s: DataType attribute of Status.StateCurrent is %q, want the NodeId ns=0;i=6", name, r.StateDataType)
@@ -327,15 +342,15 @@ func TestNodeOPCUAClientOnRunningLine(t *testing.T) {
 				t.Errorf("%s: processed count went down: %v", name, r.Counts)
 			}
 		}
-		want := map[string]string{"hold": "Good", "unhold": "Good", "start_while_running": "BadInvalidState", "out_of_range": "BadOutOfRange",
+		want := map[string]string{"out_of_range": "BadOutOfRange",
 			"string": "BadTypeMismatch", "int16": "BadTypeMismatch", "status_tag": "BadNotWritable", "count_tag": "BadNotWritable", "display_name": "BadNotWritable"}
 		for k, v := range want {
 			if r.Writes[k] != v {
 				t.Errorf("%s: write %s: %s, want %s", name, k, r.Writes[k], v)
 			}
 		}
-		if r.StateAfterHold != line.PackMLHeld || r.StateAfterUnhold != line.PackMLExecute || r.CntrlCmdAfterHold != float64(tags.CmdHold) {
-			t.Errorf("%s: state after hold %v, after unhold %v, CntrlCmd %v", name, r.StateAfterHold, r.StateAfterUnhold, r.CntrlCmdAfterHold)
+		if r.CntrlCmdAfterHold != float64(tags.CmdHold) {
+			t.Errorf("%s: Command.CntrlCmd reads %v after Hold", name, r.CntrlCmdAfterHold)
 		}
 		if r.DisplayName != "CntrlCmd" {
 			t.Errorf("%s: DisplayName is %q after a rewrite attempt", name, r.DisplayName)

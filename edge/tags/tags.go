@@ -8,7 +8,7 @@ package tags
 
 import (
 	"context"
-	"fmt"
+	"crypto/rsa"
 	"strings"
 
 	"github.com/gopcua/opcua/ua"
@@ -74,7 +74,11 @@ type Options struct {
 	// only they get sessions, on signing channels (see uaserver.Config).
 	TrustedClientCerts [][]byte
 	MaxSessions        int // default 50
-	Log                zerolog.Logger
+	// InProcess runs the OPC UA stack in this process instead of a child
+	// process: for tools that cannot re-execute themselves. A crafted
+	// message can then crash the whole process (see Server).
+	InProcess bool
+	Log       zerolog.Logger `json:"-"`
 }
 
 // Authenticator checks a user name and password and returns the role.
@@ -85,8 +89,9 @@ type Authenticator = uaserver.Authenticator
 // client's own channel worker: it may take its time.
 type CommandHandler func(ctx context.Context, user, role string, cmd int32) error
 
-// Server serves the tags.
-type Server struct {
+// local is the tag set on an in-process uaserver: what the child process
+// runs (and the server itself with Options.InProcess).
+type local struct {
 	ua   *uaserver.Server
 	root string
 	log  zerolog.Logger
@@ -104,16 +109,17 @@ var paths = []string{
 // Paths lists the tag paths (below the line root).
 func Paths() []string { return append([]string(nil), paths...) }
 
-// New builds the server.
-func New(o Options, auth Authenticator, cmd CommandHandler) (*Server, error) {
-	root := strings.ReplaceAll(o.LineID, ".", "_")
+func rootOf(lineID string) string { return strings.ReplaceAll(lineID, ".", "_") }
+
+func newLocal(o Options, key *rsa.PrivateKey, cert []byte, auth Authenticator, cmd CommandHandler) (*local, error) {
+	root := rootOf(o.LineID)
 	u, err := uaserver.New(uaserver.Config{Addr: o.Listen, Security: o.Security, Namespace: "urn:serialine:line:" + o.LineID,
 		ApplicationName: "Serialine edge " + o.LineID, Auth: auth, AllowAnonymous: o.AllowAnonymous,
-		TrustedClientCerts: o.TrustedClientCerts, MaxSessions: o.MaxSessions, Log: o.Log})
+		TrustedClientCerts: o.TrustedClientCerts, MaxSessions: o.MaxSessions, Key: key, Cert: cert, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ua: u, root: root, log: o.Log}
+	s := &local{ua: u, root: root, log: o.Log}
 	write := func(user, role string, v *ua.Variant) ua.StatusCode {
 		c, ok := v.Value().(int32)
 		if !ok {
@@ -155,29 +161,8 @@ func New(o Options, auth Authenticator, cmd CommandHandler) (*Server, error) {
 	return s, nil
 }
 
-// Endpoint is the opc.tcp URL.
-func (s *Server) Endpoint() string { return s.ua.Endpoint() }
-
-// NodeID of a tag path below the line root, e.g. "Status.StateCurrent".
-func (s *Server) NodeID(path string) *ua.NodeID { return s.ua.NodeID(s.root + "." + path) }
-
-// Root is the line's folder name.
-func (s *Server) Root() string { return s.root }
-
-// PanicCount is the number of recovered handler panics.
-func (s *Server) PanicCount() int { return s.ua.PanicCount() }
-
-// NamespaceIndex is the index of the line's namespace.
-func (s *Server) NamespaceIndex() uint16 { return s.ua.NamespaceIndex() }
-
-// Sessions and Subscriptions report the server's load (tests, diagnostics).
-func (s *Server) Sessions() int { return s.ua.Sessions() }
-
-// Subscriptions is the number of live subscriptions and monitored items.
-func (s *Server) Subscriptions() (subs, items int) { return s.ua.Subscriptions() }
-
-// Update publishes a snapshot (latest value wins; cheap).
-func (s *Server) Update(sn Snapshot) {
+// update publishes a snapshot (latest value wins; cheap).
+func (s *local) update(sn Snapshot) {
 	set := func(p string, v any) {
 		if err := s.ua.Set(s.root+"."+p, v); err != nil {
 			s.log.Error().Err(err).Msg("tag update")
@@ -200,11 +185,8 @@ func (s *Server) Update(sn Snapshot) {
 	set("Alarms.Text", strings.Join(sn.Alarms, ", "))
 }
 
-// Run serves until ctx ends.
-func (s *Server) Run(ctx context.Context) error {
-	if err := s.ua.Start(ctx); err != nil {
-		return fmt.Errorf("edge OPC UA tags: %w", err)
-	}
-	<-ctx.Done()
-	return nil
+func (s *local) stats() Stats {
+	st := Stats{Panics: s.ua.PanicCount(), Sessions: s.ua.Sessions()}
+	st.Subscriptions, st.MonitoredItems = s.ua.Subscriptions()
+	return st
 }

@@ -3,6 +3,7 @@ package tags
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/ua"
 	"github.com/rs/zerolog"
+
+	"github.com/serialine/serialine/drivers/opcua/uaserver/uatest"
 )
 
 type cmdLog struct {
@@ -20,6 +23,11 @@ type cmdLog struct {
 }
 
 func startServer(t *testing.T, anon bool) (*Server, *cmdLog) {
+	t.Helper()
+	return startServerLog(t, anon, zerolog.Nop())
+}
+
+func startServerLog(t *testing.T, anon bool, logger zerolog.Logger) (*Server, *cmdLog) {
 	t.Helper()
 	log := &cmdLog{}
 	auth := func(user, pw string) (string, bool) {
@@ -41,7 +49,7 @@ func startServer(t *testing.T, anon bool) (*Server, *cmdLog) {
 		log.user = append(log.user, user)
 		return nil
 	}
-	s, err := New(Options{Listen: "127.0.0.1:0", LineID: "line-1", AllowAnonymous: anon, Log: zerolog.Nop()}, auth, cmd)
+	s, err := New(Options{Listen: "127.0.0.1:0", LineID: "line-1", AllowAnonymous: anon, Log: logger}, auth, cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +60,13 @@ func startServer(t *testing.T, anon bool) (*Server, *cmdLog) {
 		cancel()
 		<-errc
 	})
+	select {
+	case <-s.Ready():
+	case err := <-errc:
+		t.Fatalf("tag server: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("tag server not ready")
+	}
 	return s, log
 }
 
@@ -76,7 +91,8 @@ func dial(t testing.TB, s *Server, auth opcua.Option, tokenType ua.UserTokenType
 	}
 	ep.EndpointURL = s.Endpoint()
 	c, err := opcua.NewClient(s.Endpoint(), opcua.SecurityPolicy("None"), opcua.SecurityMode(ua.MessageSecurityModeNone),
-		opcua.SecurityFromEndpoint(ep, tokenType), auth, opcua.RequestTimeout(5*time.Second))
+		opcua.SecurityFromEndpoint(ep, tokenType), auth, opcua.RequestTimeout(5*time.Second),
+		opcua.AutoReconnect(false)) // gopcua's reconnect races with Close (-race)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +274,7 @@ func TestAbuseIsAnswered(t *testing.T) {
 		t.Fatalf("server unusable after abuse: %v", err)
 	}
 	resp, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{
-		{NodeID: ua.NewStringNodeID(s.ua.NamespaceIndex(), "no.such.tag"), AttributeID: ua.AttributeIDValue},
+		{NodeID: ua.NewStringNodeID(s.NamespaceIndex(), "no.such.tag"), AttributeID: ua.AttributeIDValue},
 		{NodeID: s.NodeID("Status.UnitModeCurrent"), AttributeID: ua.AttributeIDValue},
 	}})
 	if err != nil {
@@ -273,6 +289,14 @@ func TestAbuseIsAnswered(t *testing.T) {
 // Concurrent reads, subscriptions and updates are race-free (-race).
 func TestHammer(t *testing.T) {
 	s, _ := startServer(t, false)
+	var clients []*opcua.Client
+	for w := 0; w < 3; w++ {
+		c, err := dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
 	var wg sync.WaitGroup
 	var reads atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -284,11 +308,7 @@ func TestHammer(t *testing.T) {
 			s.Update(Snapshot{ProdProcessedCount: i, LastSerial: "S", Alarms: []string{"x"}})
 		}
 	}()
-	for w := 0; w < 3; w++ {
-		c, err := dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -315,4 +335,114 @@ func TestHammer(t *testing.T) {
 	if s.PanicCount() != 0 {
 		t.Logf("%d library panics recovered", s.PanicCount())
 	}
+}
+
+// A crafted message that gopcua's decoder panics on (outside any handler)
+// kills the OPC UA child process only: the server starts a new one on the
+// same port, with the last snapshot, and HMIs reconnect.
+func TestCraftedMessageKillsOnlyTheChild(t *testing.T) {
+	var logs syncBuffer
+	s, _ := startServerLog(t, false, zerolog.New(&logs))
+	s.Update(Snapshot{StateCurrent: 6, ProdProcessedCount: 77})
+	c, err := dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, c, s.NodeID("Admin.ProdProcessedCount"), int32(77))
+	raw, err := uatest.Dial(context.Background(), s.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	bomb, err := uatest.NegativeVariantArray(s.NodeID("Command.CntrlCmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Send(bomb); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for s.Restarts() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the child was not restarted (or did not crash)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var c2 *opcua.Client
+	for {
+		if c2, err = dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session after the restart: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "reflect.MakeSlice: negative len") || !strings.Contains(logs.String(), "restarting it") {
+		t.Fatalf("the crash and restart are not in the log:\n%s", logs.String())
+	}
+	waitValue(t, c2, s.NodeID("Admin.ProdProcessedCount"), int32(77)) // the last snapshot survived
+	if v := readValue(t, c2, s.NodeID("Status.StateCurrent")); v != int32(6) {
+		t.Fatalf("StateCurrent after the restart: %v", v)
+	}
+}
+
+func waitValue(t *testing.T, c *opcua.Client, id *ua.NodeID, want any) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if v := readValue(t, c, id); v == want {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%s is %v, want %v", id, v, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// InProcess serves the same tags without a child process.
+func TestInProcess(t *testing.T) {
+	s, err := New(Options{Listen: "127.0.0.1:0", LineID: "line-9", InProcess: true, Log: zerolog.Nop()},
+		func(u, p string) (string, bool) { return "operator", u == "op" && p == "op-secret-1" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}()
+	<-s.Ready()
+	s.Update(Snapshot{Batch: "B9"})
+	c, err := dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := readValue(t, c, s.NodeID("Batch.Id")); v != "B9" {
+		t.Fatalf("Batch.Id %v", v)
+	}
+	if st := write(t, c, s.NodeID("Command.CntrlCmd"), ua.AttributeIDValue, int32(CmdHold)); st != ua.StatusBadNotSupported {
+		t.Fatalf("command without a handler: %v", st)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

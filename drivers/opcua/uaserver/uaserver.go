@@ -172,7 +172,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = defaultMaxSessions
 	}
-	host, port, err := freeAddr(cfg.Addr)
+	if err := CheckSecurity(cfg.Security); err != nil {
+		return nil, err
+	}
+	host, port, err := ResolveAddr(cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +185,7 @@ func New(cfg Config) (*Server, error) {
 	s.endpoint = fmt.Sprintf("opc.tcp://%s:%d", host, port)
 	key, cert := cfg.Key, cfg.Cert
 	if key == nil || cert == nil {
-		if key, cert, err = selfSigned(host, cfg.ApplicationName); err != nil {
+		if key, cert, err = SelfSigned(host, cfg.ApplicationName); err != nil {
 			return nil, err
 		}
 	}
@@ -205,8 +208,6 @@ func New(cfg Config) (*Server, error) {
 		case SecurityBasic256Sha256SignCrypt:
 			opts = append(opts, server.EnableSecurity("Basic256Sha256", ua.MessageSecurityModeSignAndEncrypt))
 			basic = true
-		default:
-			return nil, fmt.Errorf("opcua security %q: want None, Basic256Sha256-Sign or Basic256Sha256-SignAndEncrypt", sec)
 		}
 	}
 	if !basic {
@@ -233,7 +234,21 @@ func (s *Server) NamespaceIndex() uint16 { return s.ns.ID() }
 // NodeID returns the string node id of a tag path.
 func (s *Server) NodeID(path string) *ua.NodeID { return ua.NewStringNodeID(s.ns.ID(), path) }
 
-func freeAddr(addr string) (string, int, error) {
+// CheckSecurity checks a list of security modes.
+func CheckSecurity(list []string) error {
+	for _, sec := range list {
+		switch sec {
+		case SecurityNone, SecurityBasic256Sha256Sign, SecurityBasic256Sha256SignCrypt:
+		default:
+			return fmt.Errorf("opcua security %q: want None, Basic256Sha256-Sign or Basic256Sha256-SignAndEncrypt", sec)
+		}
+	}
+	return nil
+}
+
+// ResolveAddr turns a listen address into the host and port the server
+// advertises: an unspecified host is 127.0.0.1, port 0 a free port now.
+func ResolveAddr(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", 0, fmt.Errorf("opcua listen %q: %w", addr, err)
@@ -258,7 +273,9 @@ func freeAddr(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-func selfSigned(host, name string) (*rsa.PrivateKey, []byte, error) {
+// SelfSigned makes the server's self-signed RSA-2048 certificate (DER)
+// for host, with an application URI derived from name.
+func SelfSigned(host, name string) (*rsa.PrivateKey, []byte, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, nil, err

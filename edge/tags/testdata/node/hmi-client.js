@@ -1,14 +1,15 @@
 // An HMI on node-opcua (a third-party OPC UA stack) against the edge's
 // PackML tag server, for edge/tags/line_test.go. For each security mode it:
 // tries an anonymous session and a wrong password (both must fail), then as
-// the operator browses the line's tags, reads them all, subscribes to
-// Admin.ProdProcessedCount while the line runs, and writes Command.CntrlCmd
-// (Hold, Unhold, a command the line refuses, an out-of-range value, a
-// string) plus writes the server must refuse. It reports what it saw, one
-// "@serialine <json>" line per mode; the Go test judges.
+// the operator reads the tags and writes Command.CntrlCmd (Hold, Unhold, a
+// command the line refuses). In the "full" mode it also browses the line's
+// tags, reads them all, subscribes to Admin.ProdProcessedCount while the
+// line runs, and makes the writes the server must refuse (out of range,
+// wrong types, read-only tags, attribute rewrites). It reports what it saw,
+// one "@serialine <json>" line per mode; the Go test judges.
 //
 // Input: the environment variable HMI_CONFIG, JSON
-//   {endpoint, namespace, root, user, password, pki, modes: [[policy, mode], ...]}
+//   {endpoint, namespace, root, user, password, pki, modes: [[policy, mode, "full"|""], ...]}
 "use strict";
 const path = require("path");
 const {
@@ -67,7 +68,7 @@ async function browseTree(session, start, ns) {
   return vars.sort();
 }
 
-async function operator(policy, mode) {
+async function operator(policy, mode, full) {
   return withClient(policy, mode, async (client) => {
     const session = await client.createSession({ type: UserTokenType.UserName, userName: cfg.user, password: cfg.password });
     const out = {};
@@ -76,9 +77,9 @@ async function operator(policy, mode) {
       const ns = nsArray.indexOf(cfg.namespace);
       out.namespace_index = ns;
       const id = (p) => `ns=${ns};s=${cfg.root}.${p}`;
-      out.browsed = await browseTree(session, "i=85", ns);
+      out.browsed = full ? await browseTree(session, "i=85", ns) : [];
 
-      const tags = out.browsed.map((s) => s.slice(cfg.root.length + 1));
+      const tags = full ? out.browsed.map((s) => s.slice(cfg.root.length + 1)) : ["Status.StateCurrent", "Batch.GTIN"];
       const dvs = await session.read(tags.map((t) => ({ nodeId: id(t), attributeId: AttributeIds.Value })));
       out.values = {};
       tags.forEach((t, i) => {
@@ -86,18 +87,6 @@ async function operator(policy, mode) {
       });
       const dt = await session.read({ nodeId: id("Status.StateCurrent"), attributeId: AttributeIds.DataType });
       out.state_datatype = dt.value.value ? dt.value.value.toString() : String(dt.value.value);
-
-      // Subscribe to the processed count while the line runs.
-      const sub = ClientSubscription.create(session, { requestedPublishingInterval: 100, requestedLifetimeCount: 600,
-        requestedMaxKeepAliveCount: 10, maxNotificationsPerPublish: 100, publishingEnabled: true, priority: 1 });
-      const counts = [];
-      const item = ClientMonitoredItem.create(sub, { nodeId: id("Admin.ProdProcessedCount"), attributeId: AttributeIds.Value },
-        { samplingInterval: 100, discardOldest: true, queueSize: 1 }, TimestampsToReturn.Both);
-      item.on("changed", (dv) => counts.push(dv.value.value));
-      const until = Date.now() + 20000;
-      while (Date.now() < until && (counts.length < 3 || counts[counts.length - 1] <= counts[0])) await sleep(100);
-      out.counts = counts.slice();
-      await sub.terminate();
 
       const write = async (p, dataType, value, attributeId = AttributeIds.Value) => {
         const sc = await session.write({ nodeId: id(p), attributeId, value: { value: { dataType, value } } });
@@ -112,6 +101,27 @@ async function operator(policy, mode) {
         }
       };
       out.writes = {};
+      if (!full) {
+        out.writes.hold = await write("Command.CntrlCmd", DataType.Int32, 4);
+        out.state_after_hold = await waitState(11);
+        out.writes.unhold = await write("Command.CntrlCmd", DataType.Int32, 5);
+        out.state_after_unhold = await waitState(6);
+        out.writes.start_while_running = await write("Command.CntrlCmd", DataType.Int32, 2);
+        return out;
+      }
+
+      // Subscribe to the processed count while the line runs.
+      const sub = ClientSubscription.create(session, { requestedPublishingInterval: 100, requestedLifetimeCount: 600,
+        requestedMaxKeepAliveCount: 10, maxNotificationsPerPublish: 100, publishingEnabled: true, priority: 1 });
+      const counts = [];
+      const item = ClientMonitoredItem.create(sub, { nodeId: id("Admin.ProdProcessedCount"), attributeId: AttributeIds.Value },
+        { samplingInterval: 100, discardOldest: true, queueSize: 1 }, TimestampsToReturn.Both);
+      item.on("changed", (dv) => counts.push(dv.value.value));
+      const until = Date.now() + 20000;
+      while (Date.now() < until && (counts.length < 3 || counts[counts.length - 1] <= counts[0])) await sleep(100);
+      out.counts = counts.slice();
+      await sub.terminate();
+
       out.writes.hold = await write("Command.CntrlCmd", DataType.Int32, 4);
       out.state_after_hold = await waitState(11);
       const cmd = await session.read({ nodeId: id("Command.CntrlCmd"), attributeId: AttributeIds.Value });
@@ -135,12 +145,12 @@ async function operator(policy, mode) {
 }
 
 (async () => {
-  for (const [policy, mode] of cfg.modes) {
-    const res = { policy, mode };
+  for (const [policy, mode, full] of cfg.modes) {
+    const res = { policy, mode, full: full === "full" };
     try {
       res.anonymous_error = await sessionError(policy, mode, { type: UserTokenType.Anonymous });
       res.wrong_password_error = await sessionError(policy, mode, { type: UserTokenType.UserName, userName: cfg.user, password: "wrong-" + cfg.password });
-      Object.assign(res, await operator(policy, mode));
+      Object.assign(res, await operator(policy, mode, full === "full"));
     } catch (e) {
       res.error = String(e.stack || e);
     }
