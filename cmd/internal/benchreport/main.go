@@ -45,6 +45,8 @@ var ratios = []ratio{
 	{"edge durable record rate vs raw bbolt group commit", "edge/store.BenchmarkGroupCommit/store", "edge/store.BenchmarkGroupCommit/raw-bbolt", "records/s", 0.5},
 	{"drain edge→broker→central (SQLite) vs raw Mosquitto QoS1", "cmd/serialine.BenchmarkDrain/sqlite", "cmd/serialine.BenchmarkDrain/raw-mosquitto", "records/s", 0.5},
 	{"central ingest PostgreSQL vs raw pgx COPY", "central/store/postgres.BenchmarkAppend", "central/store/postgres.BenchmarkRawCopy", "records/s", 0.5},
+	// ns/op: raw over driver, so 1.0 means no driver overhead per reject write.
+	{"OPC UA PLC reject write: raw gopcua Write vs driver (ns/op)", "drivers/opcua.BenchmarkWriteBool/raw-gopcua", "drivers/opcua.BenchmarkWriteBool/driver", "ns/op", 0.8},
 }
 
 const module = "github.com/serialine/serialine/"
