@@ -558,11 +558,13 @@ func (s *Server) checkIdentity(sc *uasc.SecureChannel, req *ua.ActivateSessionRe
 	return "", "", ua.StatusBadIdentityTokenInvalid
 }
 
-// decryptPassword handles plain and RSA-encrypted (Basic256Sha256 token
-// policy) user name tokens: ciphertext = enc(len32 | password | server nonce).
+// decryptPassword opens an RSA-encrypted (Basic256Sha256 token policy)
+// user name token: ciphertext = enc(len32 | password | server nonce).
 func (s *Server) decryptPassword(tok *ua.UserNameIdentityToken, st *session) (string, error) {
 	if tok.EncryptionAlgorithm == "" {
-		return string(tok.Password), nil
+		// Every user name token policy we offer is Basic256Sha256: a
+		// client that sends the password in clear ignored it.
+		return "", errors.New("password not encrypted (the token policy is Basic256Sha256)")
 	}
 	if st == nil {
 		return "", errors.New("unknown session")
