@@ -27,7 +27,39 @@ func startServer(t *testing.T, anon bool) (*Server, *cmdLog) {
 	return startServerLog(t, anon, zerolog.Nop())
 }
 
+var (
+	sharedMu  sync.Mutex
+	sharedSrv *Server
+	sharedLog *cmdLog
+)
+
+// shared is one tag server (anonymous sessions refused) for the tests that
+// need nothing special: a child process costs seconds under -race. Its
+// command log starts empty for each test.
+func shared(t *testing.T) (*Server, *cmdLog) {
+	t.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if sharedSrv == nil {
+		sharedSrv, sharedLog = startUnmanaged(t, false, zerolog.Nop())
+	}
+	sharedLog.mu.Lock()
+	sharedLog.cmds, sharedLog.user = nil, nil
+	sharedLog.mu.Unlock()
+	return sharedSrv, sharedLog
+}
+
 func startServerLog(t *testing.T, anon bool, logger zerolog.Logger) (*Server, *cmdLog) {
+	t.Helper()
+	return start(t, anon, logger, true)
+}
+
+func startUnmanaged(t *testing.T, anon bool, logger zerolog.Logger) (*Server, *cmdLog) {
+	t.Helper()
+	return start(t, anon, logger, false)
+}
+
+func start(t *testing.T, anon bool, logger zerolog.Logger, managed bool) (*Server, *cmdLog) {
 	t.Helper()
 	log := &cmdLog{}
 	auth := func(user, pw string) (string, bool) {
@@ -56,10 +88,14 @@ func startServerLog(t *testing.T, anon bool, logger zerolog.Logger) (*Server, *c
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-errc
-	})
+	if managed {
+		t.Cleanup(func() {
+			cancel()
+			<-errc
+		})
+	} else {
+		_ = cancel // lives until the test binary exits (its child with it: stdin closes)
+	}
 	select {
 	case <-s.Ready():
 	case err := <-errc:
@@ -130,12 +166,14 @@ func write(t *testing.T, c *opcua.Client, id *ua.NodeID, attr ua.AttributeID, v 
 }
 
 func TestReadWriteWithUserAndRole(t *testing.T) {
-	s, log := startServer(t, false)
+	s, log := shared(t)
 	s.Update(Snapshot{StateCurrent: 6, ProdProcessedCount: 120, ProdDefectiveCount: 3, Batch: "L1", GTIN: "09506000134352", CurMachSpeed: 400})
 	c, err := dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Snapshots reach the child process asynchronously.
+	waitValue(t, c, s.NodeID("Batch.Id"), "L1")
 	if v := readValue(t, c, s.NodeID("Status.StateCurrent")); v != int32(6) {
 		t.Fatalf("StateCurrent %v", v)
 	}
@@ -196,14 +234,14 @@ func TestAuthentication(t *testing.T) {
 	if len(log.cmds) != 0 {
 		t.Fatal("a refused write reached the line")
 	}
-	s2, _ := startServer(t, false)
+	s2, _ := shared(t)
 	if _, err := dial(t, s2, opcua.AuthAnonymous(), ua.UserTokenTypeAnonymous); err == nil {
 		t.Fatal("anonymous session accepted where it is not allowed")
 	}
 }
 
 func TestSubscriptionSeesCountChange(t *testing.T) {
-	s, _ := startServer(t, false)
+	s, _ := shared(t)
 	c, err := dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName)
 	if err != nil {
 		t.Fatal(err)
@@ -249,30 +287,45 @@ func TestSubscriptionSeesCountChange(t *testing.T) {
 // result, so every abuse uses its own client and a fresh one checks the
 // server afterwards.
 func TestAbuseIsAnswered(t *testing.T) {
-	s, _ := startServer(t, false)
+	s, _ := shared(t)
+	s.Update(Snapshot{UnitModeCurrent: 1, Batch: "ABUSE"})
 	ctx := context.Background()
-	abuse := []ua.Request{
-		&ua.SetMonitoringModeRequest{SubscriptionID: 999, MonitoringMode: ua.MonitoringModeDisabled, MonitoredItemIDs: []uint32{1, 2, 3}},
-		&ua.DeleteMonitoredItemsRequest{SubscriptionID: 999, MonitoredItemIDs: []uint32{77}},
-		&ua.CreateSubscriptionRequest{RequestedPublishingInterval: -5, RequestedMaxKeepAliveCount: 0},
-		&ua.CreateSubscriptionRequest{RequestedPublishingInterval: 0.0001},
-		&ua.ModifySubscriptionRequest{SubscriptionID: 12345, RequestedPublishingInterval: 0},
-		&ua.CallRequest{},
-		&ua.AddNodesRequest{},
+	abuse := []struct {
+		req  ua.Request
+		want ua.StatusCode
+	}{
+		{&ua.SetMonitoringModeRequest{SubscriptionID: 999, MonitoringMode: ua.MonitoringModeDisabled, MonitoredItemIDs: []uint32{1, 2, 3}}, ua.StatusBadSubscriptionIDInvalid},
+		{&ua.DeleteMonitoredItemsRequest{SubscriptionID: 999, MonitoredItemIDs: []uint32{77}}, ua.StatusBadSubscriptionIDInvalid},
+		{&ua.ModifySubscriptionRequest{SubscriptionID: 12345, RequestedPublishingInterval: 0}, ua.StatusBadSubscriptionIDInvalid},
+		{&ua.CallRequest{}, ua.StatusBadServiceUnsupported},
+		{&ua.AddNodesRequest{}, ua.StatusBadServiceUnsupported},
+		{&ua.HistoryReadRequest{}, ua.StatusBadServiceUnsupported},
 	}
-	for _, req := range abuse {
+	for _, tc := range abuse {
 		c, err := dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_ = c.Send(sctx, req, func(ua.Response) error { return nil })
+		err = c.Send(sctx, tc.req, func(ua.Response) error { return nil })
 		cancel()
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%T: %v, want %v", tc.req, err, tc.want)
+		}
 	}
+	// Publishing intervals the library panicked on are revised to 50 ms.
 	c, err := dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName)
 	if err != nil {
 		t.Fatalf("server unusable after abuse: %v", err)
 	}
+	for _, iv := range []float64{-5, 0, 0.0001} {
+		var cs *ua.CreateSubscriptionResponse
+		if err := c.Send(ctx, &ua.CreateSubscriptionRequest{RequestedPublishingInterval: iv, RequestedMaxKeepAliveCount: 0},
+			func(r ua.Response) error { cs = r.(*ua.CreateSubscriptionResponse); return nil }); err != nil || cs.RevisedPublishingInterval != 50 {
+			t.Errorf("interval %v: %v %+v", iv, err, cs)
+		}
+	}
+	waitValue(t, c, s.NodeID("Batch.Id"), "ABUSE")
 	resp, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{
 		{NodeID: ua.NewStringNodeID(s.NamespaceIndex(), "no.such.tag"), AttributeID: ua.AttributeIDValue},
 		{NodeID: s.NodeID("Status.UnitModeCurrent"), AttributeID: ua.AttributeIDValue},
@@ -283,12 +336,14 @@ func TestAbuseIsAnswered(t *testing.T) {
 	if resp.Results[0].Status != ua.StatusBadNodeIDUnknown || resp.Results[1].Value.Value() != int32(1) {
 		t.Fatalf("after abuse: %v %v", resp.Results[0].Status, resp.Results[1].Value.Value())
 	}
-	t.Logf("%d library panics recovered", s.PanicCount())
+	if n := s.PanicCount(); n != 0 {
+		t.Fatalf("%d panics in the server library", n)
+	}
 }
 
 // Concurrent reads, subscriptions and updates are race-free (-race).
 func TestHammer(t *testing.T) {
-	s, _ := startServer(t, false)
+	s, _ := shared(t)
 	var clients []*opcua.Client
 	for w := 0; w < 3; w++ {
 		c, err := dial(t, s, opcua.AuthUsername("op", "op-secret-1"), ua.UserTokenTypeUserName)
