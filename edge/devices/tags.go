@@ -50,12 +50,13 @@ func NewTagServer(cfg *config.Line, eng *line.Engine, log zerolog.Logger) (*TagS
 	}
 	// Every command that reaches the line is recorded with its outcome
 	// (user.action), after the state change record the engine writes.
+	var root string // the tag server's line folder (set below)
 	cmd := func(ctx context.Context, user, role string, c int32) error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		err := apply(ctx, user, c)
 		body := record.OPCUACommand{Action: "packml.command", Channel: "opcua", User: user, Role: role, Line: cfg.Line.ID,
-			Tag: cfg.Line.ID + ".Command.CntrlCmd", Command: c, Name: tags.CommandName(c), Accepted: err == nil}
+			Tag: root + ".Command.CntrlCmd", Command: c, Name: tags.CommandName(c), Accepted: err == nil}
 		if err != nil {
 			body.Result = err.Error()
 		}
@@ -74,6 +75,7 @@ func NewTagServer(cfg *config.Line, eng *line.Engine, log zerolog.Logger) (*TagS
 	if err != nil {
 		return nil, err
 	}
+	root = srv.Root()
 	return &TagServer{srv: srv, eng: eng}, nil
 }
 

@@ -61,7 +61,8 @@ func (s *Server) sessionByToken(token string) *session {
 // A worker answers the requests of one secure channel in order, so a slow
 // handler or a client that does not read its socket holds up only itself.
 type worker struct {
-	q chan job
+	q       chan job
+	dropped int // under Server.wmu
 }
 
 type job struct {
@@ -93,12 +94,18 @@ func (s *Server) dispatch(name string, h server.Handler) server.Handler {
 		select {
 		case w.q <- j:
 			s.wmu.Unlock()
-			return nil, nil
 		default:
+			w.dropped++
+			n := w.dropped
 			s.wmu.Unlock()
-			// The client floods its channel faster than it is answered.
-			return nil, ua.StatusBadTooManyOperations
+			// The client floods its channel faster than it is answered (or
+			// stopped reading): answering it here could block every client,
+			// so the request is dropped and times out at the client.
+			if n == 1 || n%100 == 0 {
+				s.log.Warn().Str("remote", remote(sc)).Str("service", name).Int("dropped", n).Msg("OPC UA request dropped: the client's queue is full")
+			}
 		}
+		return nil, nil
 	}
 }
 
@@ -461,15 +468,26 @@ func (s *Server) janitor(ctx context.Context) {
 		case <-t.C:
 		}
 		now := time.Now()
-		var dead []*session
+		var idle []string
 		s.mu.Lock()
 		for k, st := range s.sessions {
 			if now.Sub(st.lastUsed) > st.timeout {
-				dead = append(dead, st)
-				delete(s.sessions, k)
+				idle = append(idle, k)
 			}
 		}
 		s.mu.Unlock()
+		var dead []*session
+		for _, k := range idle {
+			if s.subs.waiting(k) {
+				continue // waiting for publish responses: in use
+			}
+			s.mu.Lock()
+			if st := s.sessions[k]; st != nil && time.Since(st.lastUsed) > st.timeout {
+				dead = append(dead, st)
+				delete(s.sessions, k)
+			}
+			s.mu.Unlock()
+		}
 		for _, st := range dead {
 			s.subs.dropSession(st.token, false)
 			s.closeLibSession(st.token)

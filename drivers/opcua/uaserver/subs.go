@@ -606,6 +606,13 @@ func (ss *subService) send(pr *pubReq, resp *ua.PublishResponse) bool {
 	return true
 }
 
+// waiting reports whether a session has publish requests queued.
+func (ss *subService) waiting(token string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.queues[token]) > 0
+}
+
 // counts for tests: subscriptions and monitored items.
 func (ss *subService) counts() (subs, items int) {
 	ss.mu.Lock()
