@@ -53,10 +53,11 @@ type PLC struct {
 	serverCert     []byte
 	log            zerolog.Logger
 
-	mu     sync.Mutex
-	c      *conn
-	health drivers.Health
-	closed bool
+	mu       sync.Mutex
+	c        *conn
+	health   drivers.Health
+	closed   bool
+	sessions int // sessions opened by calls (not Subscribe)
 }
 
 var (
@@ -167,8 +168,17 @@ func (p *PLC) connectLocked(ctx context.Context) error {
 		return err
 	}
 	p.c = c
+	p.sessions++
 	p.health = drivers.Health{Connected: true, At: time.Now()}
 	return nil
+}
+
+// SessionsOpened counts the sessions the driver opened for its calls: it
+// grows by one per (re)connect, and not when a node answers a Bad status.
+func (p *PLC) SessionsOpened() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sessions
 }
 
 func (p *PLC) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -182,13 +182,13 @@ func TestReadWriteAgainstSim(t *testing.T) {
 	}
 	// An input of the PLC is read-only: the write is refused by the PLC, the
 	// session stays.
-	sessions := sim.Sessions()
+	sessions := p.SessionsOpened()
 	err := p.WriteBool(ctx, "product_present", true)
 	if !errors.Is(err, drivers.ErrDeviceFault) || !strings.Contains(err.Error(), "BadNotWritable") || !strings.Contains(err.Error(), "PLC.ProductPresent") {
 		t.Fatalf("write to an input: %v", err)
 	}
-	if _, err := p.ReadBool(ctx, "line_running"); err != nil || sim.Sessions() != sessions {
-		t.Fatalf("after a refused write: %v, sessions %d -> %d", err, sessions, sim.Sessions())
+	if _, err := p.ReadBool(ctx, "line_running"); err != nil || p.SessionsOpened() != sessions {
+		t.Fatalf("after a refused write: %v, sessions opened %d -> %d", err, sessions, p.SessionsOpened())
 	}
 	if !p.Health().OK() {
 		t.Fatalf("health %+v", p.Health())
@@ -326,8 +326,8 @@ func TestReconnectAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("good_count", uint64(13))
-	if sim.RejectCount() < 1 || sim.Starts() != 3 {
-		t.Fatalf("rejects %d after %d starts", sim.RejectCount(), sim.Starts())
+	if sim.RejectCount() < 1 || sim.Starts() != 3 || p.SessionsOpened() < 3 {
+		t.Fatalf("rejects %d after %d starts, %d sessions opened", sim.RejectCount(), sim.Starts(), p.SessionsOpened())
 	}
 	if !p.Health().OK() {
 		t.Fatalf("health %+v", p.Health())
@@ -407,13 +407,12 @@ func TestDeviceFault(t *testing.T) {
 	if sim.RejectCount() != rejects {
 		t.Fatal("a refused reject was counted")
 	}
-	sessions := sim.Sessions()
 	sim.RefuseWrites(ua.StatusOK)
 	if err := p.WriteBool(ctx, "reject", true); err != nil {
 		t.Fatal(err)
 	}
-	if sim.RejectCount() != rejects+1 || sim.Sessions() != sessions {
-		t.Fatalf("rejects %d, sessions %d -> %d", sim.RejectCount()-rejects, sessions, sim.Sessions())
+	if sim.RejectCount() != rejects+1 || p.SessionsOpened() != 1 {
+		t.Fatalf("rejects %d, sessions opened %d", sim.RejectCount()-rejects, p.SessionsOpened())
 	}
 }
 
