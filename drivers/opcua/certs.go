@@ -45,6 +45,12 @@ func readDER(path, pemType string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return pemOrDER(raw, pemType), nil
+}
+
+// pemOrDER returns the first PEM block of pemType, or raw (DER) when there
+// is none.
+func pemOrDER(raw []byte, pemType string) []byte {
 	for rest := raw; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
@@ -52,10 +58,10 @@ func readDER(path, pemType string) ([]byte, error) {
 			break
 		}
 		if b.Type == pemType || (pemType == "PRIVATE KEY" && b.Type == "RSA PRIVATE KEY") {
-			return b.Bytes, nil
+			return b.Bytes
 		}
 	}
-	return raw, nil // DER
+	return raw
 }
 
 func loadCert(path string) ([]byte, error) {
@@ -70,14 +76,24 @@ func loadCert(path string) ([]byte, error) {
 }
 
 func loadKeyPair(certPath, keyPath string) (*rsa.PrivateKey, []byte, error) {
-	cert, err := loadCert(certPath)
+	certRaw, err := os.ReadFile(certPath)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cert_file %w", err)
 	}
-	der, err := readDER(keyPath, "PRIVATE KEY")
+	keyRaw, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, nil, fmt.Errorf("key_file %w", err)
 	}
+	return parseKeyPair(certRaw, keyRaw, certPath, keyPath)
+}
+
+// parseKeyPair parses a certificate and its RSA key (PEM or DER).
+func parseKeyPair(certRaw, keyRaw []byte, certPath, keyPath string) (*rsa.PrivateKey, []byte, error) {
+	cert := pemOrDER(certRaw, "CERTIFICATE")
+	if _, err := x509.ParseCertificate(cert); err != nil {
+		return nil, nil, fmt.Errorf("cert_file %s: not a certificate: %w", certPath, err)
+	}
+	der := pemOrDER(keyRaw, "PRIVATE KEY")
 	var key *rsa.PrivateKey
 	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
 		key = k
