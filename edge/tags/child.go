@@ -11,10 +11,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -364,6 +366,10 @@ func (w logWriter) Write(p []byte) (int, error) {
 // runChild serves the tags for the parent until its stdin closes.
 func runChild() int {
 	os.Unsetenv(childEnv)
+	// The edge stops us by closing our stdin (also when it dies): a
+	// Ctrl-C or SIGTERM to the process group must not kill us first and
+	// look like a crash.
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM)
 	c := &childConn{out: os.NewFile(3, "parent"), pending: map[uint64]chan msg{}}
 	if c.out == nil {
 		fmt.Fprintln(os.Stderr, "OPC UA tags child: no parent pipe")
