@@ -191,20 +191,28 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("edge OPC UA tags: %w", err)
 	}
 	backoff := time.Second
-	for first := true; ; first = false {
+	runStart := time.Now()
+	for first := true; ; {
 		started := time.Now()
 		c, err := s.startChild(ctx, exe)
 		if err != nil {
-			if first || ctx.Err() != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
+			if ctx.Err() != nil {
+				return nil
+			}
+			// The first start may meet the previous edge's child still
+			// holding the port for a moment after a kill: retry briefly.
+			if first && time.Since(runStart) > 10*time.Second {
 				return fmt.Errorf("edge OPC UA tags: %w", err)
+			}
+			if first {
+				backoff = 500 * time.Millisecond
 			}
 			s.log.Error().Err(err).Dur("retry_in", backoff).Msg("OPC UA tag server child did not start")
 		} else {
+			wasFirst := first
+			first = false
 			s.markReady()
-			if !first {
+			if !wasFirst {
 				s.restarts.Add(1)
 			}
 			err := c.wait(ctx, s)
@@ -223,6 +231,9 @@ func (s *Server) Run(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-t.C:
+		}
+		if first {
+			continue
 		}
 		if backoff *= 2; backoff > 30*time.Second {
 			backoff = 30 * time.Second
