@@ -55,10 +55,10 @@ func NewTagServer(cfg *config.Line, eng *line.Engine, log zerolog.Logger) (*TagS
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		err := apply(ctx, user, c)
-		body := record.OPCUACommand{Action: "packml.command", Channel: "opcua", User: user, Role: role, Line: cfg.Line.ID,
-			Tag: root + ".Command.CntrlCmd", Command: c, Name: tags.CommandName(c), Accepted: err == nil}
+		body := record.OPCUACommand{User: user, Role: role, Action: "packml.command", Target: root + ".Command.CntrlCmd",
+			New: fmt.Sprintf("%s (%d)", tags.CommandName(c), c), Channel: "opcua", Line: cfg.Line.ID, Command: c, Accepted: err == nil}
 		if err != nil {
-			body.Result = err.Error()
+			body.Reason = err.Error()
 		}
 		if rerr := eng.RecordUserAction(ctx, body); rerr != nil {
 			log.Error().Err(rerr).Str("user", user).Int32("command", c).Msg("PackML command not recorded")

@@ -385,11 +385,12 @@ func TestNodeOPCUAClientOnRunningLine(t *testing.T) {
 	}
 	var got []string
 	for _, a := range actions {
-		if a.User != "op1" || a.Role != "operator" || a.Channel != "opcua" || a.Line != "line-1" || a.Tag != "line-1.Command.CntrlCmd" {
+		if a.User != "op1" || a.Role != "operator" || a.Action != "packml.command" || a.Channel != "opcua" || a.Line != "line-1" || a.Target != "line-1.Command.CntrlCmd" {
 			t.Errorf("user action %+v", a)
 		}
-		got = append(got, fmt.Sprintf("%s:%v", a.Name, a.Accepted))
-		if !a.Accepted && !strings.Contains(a.Result, "line clearance") {
+		name, _, _ := strings.Cut(a.New, " ")
+		got = append(got, fmt.Sprintf("%s:%v", name, a.Accepted))
+		if !a.Accepted && !strings.Contains(a.Reason, "line clearance") {
 			t.Errorf("refused command without its reason: %+v", a)
 		}
 	}
