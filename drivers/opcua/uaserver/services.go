@@ -132,7 +132,7 @@ func (s *Server) work(sc *uasc.SecureChannel, w *worker) {
 
 func (s *Server) serve(j job) {
 	resp, err := s.call(j)
-	s.log.Debug().Str("service", j.name).Uint32("req", j.reqID).Err(err).Bool("resp", resp != nil).Msg("served")
+	s.log.Debug().Str("service", j.name).Uint32("req", j.reqID).Err(err).Bool("answered", resp != nil).Msg("OPC UA request served")
 	if err != nil {
 		code, ok := err.(ua.StatusCode)
 		if !ok {
