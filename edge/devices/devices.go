@@ -12,6 +12,7 @@ import (
 	"github.com/serialine/serialine/drivers"
 	"github.com/serialine/serialine/drivers/camera"
 	"github.com/serialine/serialine/drivers/modbus"
+	"github.com/serialine/serialine/drivers/opcua"
 	"github.com/serialine/serialine/drivers/videojet"
 	"github.com/serialine/serialine/drivers/zebra"
 	"github.com/serialine/serialine/edge/config"
@@ -42,6 +43,9 @@ var drivers_ = map[string]driver{
 	}},
 	"modbus": {"plc", func() any { return &modbus.Options{} }, func(d config.Device, o any, log zerolog.Logger) (any, error) {
 		return modbus.New(d.Name, d.Address, d.Timeout.D(), *o.(*modbus.Options), log)
+	}},
+	"opcua": {"plc", func() any { return &opcua.Options{} }, func(d config.Device, o any, log zerolog.Logger) (any, error) {
+		return opcua.New(d.Name, d.Address, d.Timeout.D(), *o.(*opcua.Options), log)
 	}},
 }
 

@@ -8,7 +8,7 @@ package tags
 
 import (
 	"context"
-	"fmt"
+	"crypto/rsa"
 	"strings"
 
 	"github.com/gopcua/opcua/ua"
@@ -29,6 +29,24 @@ const (
 	CmdAbort     int32 = 8
 	CmdClear     int32 = 9
 )
+
+// Admin.StopReason codes (the edge's own; PackML leaves them to the user).
+const (
+	StopNone      int32 = 0 // executing, idle or complete
+	StopOperator  int32 = 1 // held or stopped by a user
+	StopDevice    int32 = 2 // a printer, camera or PLC is disconnected or faulted
+	StopChallenge int32 = 3 // a challenge test failed: held until one passes
+	StopAlarm     int32 = 4 // another alarm is active
+)
+
+// CommandName is the PackML name of a CntrlCmd value ("" if none).
+func CommandName(c int32) string {
+	names := [...]string{"", "Reset", "Start", "Stop", "Hold", "Unhold", "Suspend", "Unsuspend", "Abort", "Clear"}
+	if c < 0 || int(c) >= len(names) {
+		return ""
+	}
+	return names[c]
+}
 
 // Snapshot is what the tags show; the edge pushes it with Update.
 type Snapshot struct {
@@ -52,17 +70,28 @@ type Options struct {
 	LineID         string   // tag path root, e.g. line-1
 	Security       []string // None, Basic256Sha256-Sign, Basic256Sha256-SignAndEncrypt
 	AllowAnonymous bool     // anonymous sessions may read (never write)
-	Log            zerolog.Logger
+	// TrustedClientCerts (DER) pins the HMIs' application certificates:
+	// only they get sessions, on signing channels (see uaserver.Config).
+	TrustedClientCerts [][]byte
+	MaxSessions        int // default 50
+	// InProcess runs the OPC UA stack in this process instead of a child
+	// process: for tools that cannot re-execute themselves. A crafted
+	// message can then crash the whole process (see Server).
+	InProcess bool
+	Log       zerolog.Logger `json:"-"`
 }
 
 // Authenticator checks a user name and password and returns the role.
 type Authenticator = uaserver.Authenticator
 
-// CommandHandler applies a PackML command for a user; an error refuses it.
-type CommandHandler func(ctx context.Context, user string, cmd int32) error
+// CommandHandler applies a PackML command for an authenticated user of at
+// least the operator role; an error refuses it. It runs on the writing
+// client's own channel worker: it may take its time.
+type CommandHandler func(ctx context.Context, user, role string, cmd int32) error
 
-// Server serves the tags.
-type Server struct {
+// local is the tag set on an in-process uaserver: what the child process
+// runs (and the server itself with Options.InProcess).
+type local struct {
 	ua   *uaserver.Server
 	root string
 	log  zerolog.Logger
@@ -80,15 +109,17 @@ var paths = []string{
 // Paths lists the tag paths (below the line root).
 func Paths() []string { return append([]string(nil), paths...) }
 
-// New builds the server.
-func New(o Options, auth Authenticator, cmd CommandHandler) (*Server, error) {
-	root := strings.ReplaceAll(o.LineID, ".", "_")
+func rootOf(lineID string) string { return strings.ReplaceAll(lineID, ".", "_") }
+
+func newLocal(o Options, key *rsa.PrivateKey, cert []byte, auth Authenticator, cmd CommandHandler) (*local, error) {
+	root := rootOf(o.LineID)
 	u, err := uaserver.New(uaserver.Config{Addr: o.Listen, Security: o.Security, Namespace: "urn:serialine:line:" + o.LineID,
-		ApplicationName: "Serialine edge " + o.LineID, Auth: auth, AllowAnonymous: o.AllowAnonymous, Log: o.Log})
+		ApplicationName: "Serialine edge " + o.LineID, Auth: auth, AllowAnonymous: o.AllowAnonymous,
+		TrustedClientCerts: o.TrustedClientCerts, MaxSessions: o.MaxSessions, Key: key, Cert: cert, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ua: u, root: root, log: o.Log}
+	s := &local{ua: u, root: root, log: o.Log}
 	write := func(user, role string, v *ua.Variant) ua.StatusCode {
 		c, ok := v.Value().(int32)
 		if !ok {
@@ -100,9 +131,14 @@ func New(o Options, auth Authenticator, cmd CommandHandler) (*Server, error) {
 		if cmd == nil {
 			return ua.StatusBadNotSupported
 		}
-		if err := cmd(context.Background(), user, c); err != nil {
-			s.log.Warn().Str("user", user).Int32("command", c).Err(err).Msg("PackML command refused")
+		if err := cmd(context.Background(), user, role, c); err != nil {
+			s.log.Warn().Str("user", user).Int32("command", c).Str("name", CommandName(c)).Err(err).Msg("PackML command refused")
 			return ua.StatusBadInvalidState
+		}
+		s.log.Info().Str("user", user).Int32("command", c).Str("name", CommandName(c)).Msg("PackML command accepted")
+		// The tag reads back the last accepted command.
+		if err := u.Set(root+".Command.CntrlCmd", c); err != nil {
+			s.log.Error().Err(err).Msg("Command.CntrlCmd not updated")
 		}
 		return ua.StatusOK
 	}
@@ -125,20 +161,8 @@ func New(o Options, auth Authenticator, cmd CommandHandler) (*Server, error) {
 	return s, nil
 }
 
-// Endpoint is the opc.tcp URL.
-func (s *Server) Endpoint() string { return s.ua.Endpoint() }
-
-// NodeID of a tag path below the line root, e.g. "Status.StateCurrent".
-func (s *Server) NodeID(path string) *ua.NodeID { return s.ua.NodeID(s.root + "." + path) }
-
-// Root is the line's folder name.
-func (s *Server) Root() string { return s.root }
-
-// PanicCount is the number of recovered handler panics.
-func (s *Server) PanicCount() int { return s.ua.PanicCount() }
-
-// Update publishes a snapshot (latest value wins; cheap).
-func (s *Server) Update(sn Snapshot) {
+// update publishes a snapshot (latest value wins; cheap).
+func (s *local) update(sn Snapshot) {
 	set := func(p string, v any) {
 		if err := s.ua.Set(s.root+"."+p, v); err != nil {
 			s.log.Error().Err(err).Msg("tag update")
@@ -161,11 +185,8 @@ func (s *Server) Update(sn Snapshot) {
 	set("Alarms.Text", strings.Join(sn.Alarms, ", "))
 }
 
-// Run serves until ctx ends.
-func (s *Server) Run(ctx context.Context) error {
-	if err := s.ua.Start(ctx); err != nil {
-		return fmt.Errorf("edge OPC UA tags: %w", err)
-	}
-	<-ctx.Done()
-	return nil
+func (s *local) stats() Stats {
+	st := Stats{Panics: s.ua.PanicCount(), Sessions: s.ua.Sessions()}
+	st.Subscriptions, st.MonitoredItems = s.ua.Subscriptions()
+	return st
 }

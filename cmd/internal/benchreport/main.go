@@ -88,6 +88,8 @@ var ratios = []ratio{
 	{"camera result: raw TCP line / driver read+parse (ns/op)", "drivers/camera.BenchmarkRead/raw-tcp", "drivers/camera.BenchmarkRead/driver", "ns/op", 0.5},
 	{"modbus reject write: raw goburrow / driver (ns/op)", "drivers/modbus.BenchmarkWriteBool/raw-goburrow", "drivers/modbus.BenchmarkWriteBool/driver", "ns/op", 0.5},
 	{"engine step with the equipment hooks vs without (no fsync)", "edge/equipment.BenchmarkStep/hooks", "edge/equipment.BenchmarkStep/none", "units/s", 0.8},
+	// ns/op: raw over driver, so 1.0 means no driver overhead per reject write.
+	{"OPC UA PLC reject write: raw gopcua Write vs driver (ns/op)", "drivers/opcua.BenchmarkWriteBool/raw-gopcua", "drivers/opcua.BenchmarkWriteBool/driver", "ns/op", 0.8},
 }
 
 const module = "github.com/serialine/serialine/"

@@ -16,6 +16,8 @@ import (
 	"github.com/serialine/serialine/drivers/camera/camerasim"
 	"github.com/serialine/serialine/drivers/modbus"
 	"github.com/serialine/serialine/drivers/modbus/modbussim"
+	"github.com/serialine/serialine/drivers/opcua"
+	"github.com/serialine/serialine/drivers/opcua/opcuasim"
 	"github.com/serialine/serialine/drivers/videojet"
 	"github.com/serialine/serialine/drivers/videojet/videojetsim"
 	"github.com/serialine/serialine/drivers/zebra/zebrasim"
@@ -46,6 +48,7 @@ type Line struct {
 	Printers map[string]*zebrasim.Sim
 	Cameras  map[string]*camerasim.Sim
 	PLCs     map[string]*modbussim.Sim
+	UAPLCs   map[string]*opcuasim.Sim // OPC UA PLCs
 	addrs    map[string]string
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -64,7 +67,7 @@ func bind(opt Options, d config.Device) string {
 // Start starts the simulators of every device in cfg.
 func Start(ctx context.Context, cfg *config.Line, opt Options) (l *Line, err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	l = &Line{Printers: map[string]*zebrasim.Sim{}, Cameras: map[string]*camerasim.Sim{}, PLCs: map[string]*modbussim.Sim{}, addrs: map[string]string{}, cancel: cancel}
+	l = &Line{Printers: map[string]*zebrasim.Sim{}, Cameras: map[string]*camerasim.Sim{}, PLCs: map[string]*modbussim.Sim{}, UAPLCs: map[string]*opcuasim.Sim{}, addrs: map[string]string{}, cancel: cancel}
 	l.Videojets = map[string]*videojetsim.Sim{}
 	defer func() {
 		if err != nil {
@@ -110,6 +113,12 @@ func Start(ctx context.Context, cfg *config.Line, opt Options) (l *Line, err err
 		l.serve(func() { s.Serve(ctx) })
 	}
 	for _, d := range cfg.Devices.PLCs {
+		if d.Driver == "opcua" {
+			if err := l.startOPCUA(opt, d); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if d.Driver != "modbus" {
 			return nil, fmt.Errorf("PLC %s: no simulator for driver %q", d.Name, d.Driver)
 		}
@@ -195,6 +204,30 @@ func (l *Line) startVideojet(ctx context.Context, opt Options, d config.Device) 
 	return nil
 }
 
+// startOPCUA simulates an OPC UA PLC with the nodes, security and user of
+// the device's driver options.
+func (l *Line) startOPCUA(opt Options, d config.Device) error {
+	o, ok := d.Decoded.(*opcua.Options)
+	if !ok {
+		o = &opcua.Options{Tags: map[string]opcua.Tag{"reject": {Node: "nsu=" + opcuasim.DefaultNamespace + ";s=PLC.Reject"}}}
+	}
+	so, err := opcuasim.FromDriver(d.Name, o)
+	if err != nil {
+		return fmt.Errorf("PLC %s: %w", d.Name, err)
+	}
+	s, err := opcuasim.New(so, opt.Log)
+	if err != nil {
+		return fmt.Errorf("PLC %s: %w", d.Name, err)
+	}
+	a, err := s.Start(bind(opt, d))
+	if err != nil {
+		return fmt.Errorf("PLC %s: %w", d.Name, err)
+	}
+	l.addrs[d.Name] = a
+	l.UAPLCs[d.Name] = s
+	return nil
+}
+
 func (l *Line) serve(f func()) {
 	l.wg.Add(1)
 	go func() {
@@ -232,6 +265,9 @@ func (l *Line) Describe() []string {
 	for n := range l.PLCs {
 		out = append(out, fmt.Sprintf("PLC     %s  Modbus tcp://%s", n, l.addrs[n]))
 	}
+	for n := range l.UAPLCs {
+		out = append(out, fmt.Sprintf("PLC     %s  OPC UA opc.tcp://%s", n, l.addrs[n]))
+	}
 	return out
 }
 
@@ -241,6 +277,9 @@ func (l *Line) Close() {
 		l.cancel()
 	}
 	for _, p := range l.PLCs {
+		p.Stop()
+	}
+	for _, p := range l.UAPLCs {
 		p.Stop()
 	}
 	l.wg.Wait()

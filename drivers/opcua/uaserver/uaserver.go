@@ -1,22 +1,32 @@
 // Package uaserver is Serialine's hardened wrapper around gopcua's
 // experimental OPC UA server (v0.9.0), shared by the edge's PackML tag
-// server and the PLC simulator. Measured pitfalls it closes (DESIGN.md §5):
+// server and the PLC simulator. What it closes (DESIGN.md §5, and found by
+// reading the library's source):
 //
 //   - user name/password tokens are never checked by the library: our
 //     ActivateSession decrypts and checks them (and rejects anonymous
 //     sessions unless allowed) before the library activates the session;
-//   - a CreateSubscription publishing interval <= 0 or under 1 ms panics in
-//     a background goroutine: requests are clamped to >= 50 ms first;
-//   - SetMonitoringMode / DeleteMonitoredItems with unknown ids panic, and
-//     other handlers may too: every handler runs under recover;
+//   - sessions are not bound to their secure channel and their tokens are
+//     31-bit math/rand numbers: a request with another channel's session
+//     token is refused; sessions expire after their timeout; at most
+//     MaxSessions exist;
+//   - the library has no certificate trust list: TrustedClientCerts pins
+//     client certificates, and the client must prove it holds the key;
+//   - the library dispatches every request of every client on ONE
+//     goroutine, so one slow handler or one client that stops reading its
+//     socket stalls all clients: requests run on a worker per secure
+//     channel, which answers them itself;
+//   - the Subscription and MonitoredItem services panic on bad intervals
+//     and unknown ids, reuse live subscription ids and can block every
+//     client on one stuck client: we serve them ourselves (subs.go);
+//   - other handlers may still panic: every handler runs under recover and
+//     answers BadInternalError;
 //   - a client may rewrite DisplayName/DataType/AccessLevel of a writable
 //     node: our own Write handler accepts the Value attribute only,
 //     type-checked, for tags registered as writable, from sessions whose
 //     role allows it;
 //   - node values race under -race: values are served by ValueFuncs over a
-//     locked store, never Node.SetAttribute from our goroutines;
-//   - change notifications block on a bounded channel: they are sent by one
-//     notifier goroutine that coalesces changes (latest value wins).
+//     locked store, never Node.SetAttribute from our goroutines.
 package uaserver
 
 import (
@@ -38,7 +48,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/server"
@@ -55,8 +64,20 @@ var roleRank = map[string]int{"anonymous": 0, "viewer": 0, "operator": 1, "super
 type Authenticator func(user, password string) (role string, ok bool)
 
 // WriteFunc handles a write of a writable tag by an authenticated user. It
-// returns ua.StatusOK or a Bad status (e.g. ua.StatusBadOutOfRange).
+// returns ua.StatusOK or a Bad status (e.g. ua.StatusBadOutOfRange). It runs
+// on the writing client's channel worker: it may block that client, never
+// the others.
 type WriteFunc func(user, role string, v *ua.Variant) ua.StatusCode
+
+// Security modes a server can offer.
+const (
+	SecurityNone                    = "None"
+	SecurityBasic256Sha256Sign      = "Basic256Sha256-Sign"
+	SecurityBasic256Sha256SignCrypt = "Basic256Sha256-SignAndEncrypt"
+	defaultMaxSessions              = 50
+	defaultChannelQueue             = 16
+	maxWritesPerRequest             = 100
+)
 
 // Config configures a server.
 type Config struct {
@@ -65,13 +86,25 @@ type Config struct {
 	Namespace       string   // namespace URI
 	ApplicationName string
 	Auth            Authenticator
-	AllowAnonymous  bool // anonymous sessions may read and subscribe (never write)
+	AllowAnonymous  bool // anonymous sessions may read and subscribe (never write, unless AnonymousRole)
+	// AnonymousRole is the role of anonymous sessions (default
+	// "anonymous", which never writes). Simulators set "operator".
+	AnonymousRole string
 	// Key and Cert (DER) of the server; generated (self-signed) when nil.
 	// User name tokens are encrypted with this key (Basic256Sha256 token
 	// policy), also on the None endpoint.
 	Key  *rsa.PrivateKey
 	Cert []byte
-	Log  zerolog.Logger
+	// TrustedClientCerts (DER) pins client application certificates: when
+	// set, a session is activated only for a client that presents one of
+	// them in CreateSession and signs ActivateSession with its key
+	// (Basic256Sha256). A client on a None channel cannot sign and is refused.
+	TrustedClientCerts [][]byte
+	MaxSessions        int // default 50
+	// Fault, if set, is asked before every service request (simulators):
+	// it may delay the answer and/or fail the request with a Bad status.
+	Fault func(service string) (delay time.Duration, code ua.StatusCode)
+	Log   zerolog.Logger
 }
 
 type tag struct {
@@ -83,9 +116,14 @@ type tag struct {
 }
 
 type session struct {
+	token      string
 	user, role string
 	nonce      []byte
+	clientCert []byte
 	active     bool
+	sc         *uasc.SecureChannel // the channel the session was activated on
+	timeout    time.Duration
+	lastUsed   time.Time
 }
 
 // Server is a hardened OPC UA server.
@@ -96,6 +134,9 @@ type Server struct {
 	endpoint string
 	log      zerolog.Logger
 	key      *rsa.PrivateKey
+	cert     []byte
+	subs     *subService
+	libSess  *server.SessionService
 
 	mu       sync.Mutex
 	tags     map[string]*tag
@@ -105,8 +146,16 @@ type Server struct {
 	kick     chan struct{}
 	started  bool
 
-	Panics   int // handler panics recovered (tests)
+	sessMu  sync.Mutex // serialises CreateSession/ActivateSession/CloseSession
+	wmu     sync.Mutex
+	workers map[*uasc.SecureChannel]*worker
+	ctx     context.Context
+
+	closeOnce sync.Once
+	closeErr  error
+
 	panicsMu sync.Mutex
+	panics   int
 }
 
 // New builds the server (not started).
@@ -118,21 +167,29 @@ func New(cfg Config) (*Server, error) {
 		cfg.ApplicationName = "Serialine"
 	}
 	if len(cfg.Security) == 0 {
-		cfg.Security = []string{"None"}
+		cfg.Security = []string{SecurityNone}
 	}
-	host, port, err := freeAddr(cfg.Addr)
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = defaultMaxSessions
+	}
+	if err := CheckSecurity(cfg.Security); err != nil {
+		return nil, err
+	}
+	host, port, err := ResolveAddr(cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, tags: map[string]*tag{}, folders: map[string]*server.Node{}, sessions: map[string]*session{}, changed: map[string]bool{}, kick: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, log: cfg.Log, tags: map[string]*tag{}, folders: map[string]*server.Node{}, sessions: map[string]*session{},
+		changed: map[string]bool{}, kick: make(chan struct{}, 1), workers: map[*uasc.SecureChannel]*worker{}}
+	s.subs = newSubService(s)
 	s.endpoint = fmt.Sprintf("opc.tcp://%s:%d", host, port)
 	key, cert := cfg.Key, cfg.Cert
 	if key == nil || cert == nil {
-		if key, cert, err = selfSigned(host, cfg.ApplicationName); err != nil {
+		if key, cert, err = SelfSigned(host, cfg.ApplicationName); err != nil {
 			return nil, err
 		}
 	}
-	s.key = key
+	s.key, s.cert = key, cert
 	opts := []server.Option{
 		server.EndPoint(host, port),
 		server.PrivateKey(key), server.Certificate(cert),
@@ -143,16 +200,14 @@ func New(cfg Config) (*Server, error) {
 	basic := false
 	for _, sec := range cfg.Security {
 		switch sec {
-		case "None":
+		case SecurityNone:
 			opts = append(opts, server.EnableSecurity("None", ua.MessageSecurityModeNone))
-		case "Basic256Sha256-Sign":
+		case SecurityBasic256Sha256Sign:
 			opts = append(opts, server.EnableSecurity("Basic256Sha256", ua.MessageSecurityModeSign))
 			basic = true
-		case "Basic256Sha256-SignAndEncrypt":
+		case SecurityBasic256Sha256SignCrypt:
 			opts = append(opts, server.EnableSecurity("Basic256Sha256", ua.MessageSecurityModeSignAndEncrypt))
 			basic = true
-		default:
-			return nil, fmt.Errorf("opcua security %q: want None, Basic256Sha256-Sign or Basic256Sha256-SignAndEncrypt", sec)
 		}
 	}
 	if !basic {
@@ -179,7 +234,21 @@ func (s *Server) NamespaceIndex() uint16 { return s.ns.ID() }
 // NodeID returns the string node id of a tag path.
 func (s *Server) NodeID(path string) *ua.NodeID { return ua.NewStringNodeID(s.ns.ID(), path) }
 
-func freeAddr(addr string) (string, int, error) {
+// CheckSecurity checks a list of security modes.
+func CheckSecurity(list []string) error {
+	for _, sec := range list {
+		switch sec {
+		case SecurityNone, SecurityBasic256Sha256Sign, SecurityBasic256Sha256SignCrypt:
+		default:
+			return fmt.Errorf("opcua security %q: want None, Basic256Sha256-Sign or Basic256Sha256-SignAndEncrypt", sec)
+		}
+	}
+	return nil
+}
+
+// ResolveAddr turns a listen address into the host and port the server
+// advertises: an unspecified host is 127.0.0.1, port 0 a free port now.
+func ResolveAddr(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", 0, fmt.Errorf("opcua listen %q: %w", addr, err)
@@ -204,7 +273,9 @@ func freeAddr(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-func selfSigned(host, name string) (*rsa.PrivateKey, []byte, error) {
+// SelfSigned makes the server's self-signed RSA-2048 certificate (DER)
+// for host, with an application URI derived from name.
+func SelfSigned(host, name string) (*rsa.PrivateKey, []byte, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, nil, err
@@ -248,6 +319,12 @@ func dataTypeOf(v any) (uint32, error) {
 	switch v.(type) {
 	case bool:
 		return id.Boolean, nil
+	case uint8:
+		return id.Byte, nil
+	case int16:
+		return id.Int16, nil
+	case uint16:
+		return id.UInt16, nil
 	case int32:
 		return id.Int32, nil
 	case int64:
@@ -256,6 +333,8 @@ func dataTypeOf(v any) (uint32, error) {
 		return id.UInt32, nil
 	case uint64:
 		return id.UInt64, nil
+	case float32:
+		return id.Float, nil
 	case float64:
 		return id.Double, nil
 	case string:
@@ -295,7 +374,7 @@ func (s *Server) AddTag(path string, initial any, write WriteFunc, minRole strin
 		ua.AttributeIDNodeClass:       server.DataValueFromValue(uint32(ua.NodeClassVariable)),
 		ua.AttributeIDBrowseName:      server.DataValueFromValue(&ua.QualifiedName{NamespaceIndex: s.ns.ID(), Name: name}),
 		ua.AttributeIDDisplayName:     server.DataValueFromValue(&ua.LocalizedText{EncodingMask: ua.LocalizedTextText, Text: name}),
-		ua.AttributeIDDataType:        server.DataValueFromValue(ua.NewNumericExpandedNodeID(0, dt)),
+		ua.AttributeIDDataType:        server.DataValueFromValue(ua.NewNumericExpandedNodeID(0, dt)), // the library needs it expanded; Read sends a NodeId
 		ua.AttributeIDValueRank:       server.DataValueFromValue(int32(-1)),
 		ua.AttributeIDAccessLevel:     server.DataValueFromValue(access),
 		ua.AttributeIDUserAccessLevel: server.DataValueFromValue(access),
@@ -358,7 +437,8 @@ func (s *Server) Get(path string) (any, bool) {
 	return t.value, true
 }
 
-// notifier sends change notifications for changed tags, coalescing.
+// notifier marks the monitored items of changed tags, coalescing bursts
+// (latest value wins: values are read when a notification is sent).
 func (s *Server) notifier(ctx context.Context) {
 	for {
 		select {
@@ -375,42 +455,60 @@ func (s *Server) notifier(ctx context.Context) {
 		s.mu.Unlock()
 		sort.Strings(paths)
 		for _, p := range paths {
-			func() {
-				defer s.recovered("ChangeNotification")
-				s.srv.ChangeNotification(s.NodeID(p))
-			}()
-		}
-		// Coalesce bursts (latest value wins).
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
+			s.subs.changed(s.NodeID(p).String())
 		}
 	}
 }
 
-// Start listens and serves until ctx ends.
+// Start listens and serves until ctx ends; then every connection is
+// closed and the port released.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("uaserver: started twice")
+	}
 	s.started = true
+	s.ctx = ctx
 	s.mu.Unlock()
 	if err := s.srv.Start(ctx); err != nil {
 		return fmt.Errorf("opcua %s: %w", s.endpoint, err)
 	}
 	go s.notifier(ctx)
+	go s.janitor(ctx)
 	go func() {
 		<-ctx.Done()
-		s.srv.Close()
+		s.Close()
 	}()
 	return nil
+}
+
+// Close stops listening and closes every connection; safe twice, and
+// when ctx ends it is called anyway. The port is free when it returns.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.subs.close()
+		s.mu.Lock()
+		started := s.started
+		s.mu.Unlock()
+		if started {
+			// The library's Close leaves every TCP connection open (it only
+			// sends CloseSecureChannel and then waits 10 s for readers that
+			// never end): close the listener and the connections first, as
+			// a process exit would.
+			s.closeTransport()
+			s.closeErr = s.srv.Close()
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Server) recovered(what string) {
 	if r := recover(); r != nil {
 		s.panicsMu.Lock()
-		s.Panics++
+		s.panics++
 		s.panicsMu.Unlock()
-		s.log.Error().Str("handler", what).Interface("panic", r).Bytes("stack", debug.Stack()).Msg("OPC UA handler panic recovered")
+		s.log.Error().Str("handler", what).Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("OPC UA handler panic recovered")
 	}
 }
 
@@ -418,198 +516,28 @@ func (s *Server) recovered(what string) {
 func (s *Server) PanicCount() int {
 	s.panicsMu.Lock()
 	defer s.panicsMu.Unlock()
-	return s.Panics
+	return s.panics
 }
 
-// newService builds one of gopcua's service structs whose only field is
-// the unexported server pointer, so our wrappers can call the library's
-// implementation (gopcua registers its own handler only when none is
-// registered for the request type).
-func newService[T any](srv *server.Server) *T {
-	v := new(T)
-	f := reflect.ValueOf(v).Elem().FieldByName("srv")
-	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf(srv))
-	return v
-}
-
-func header(h *ua.RequestHeader, code ua.StatusCode) *ua.ResponseHeader {
-	handle := uint32(0)
-	if h != nil {
-		handle = h.RequestHandle
+func (s *Server) anonymousRole() string {
+	if s.cfg.AnonymousRole != "" {
+		return s.cfg.AnonymousRole
 	}
-	return &ua.ResponseHeader{Timestamp: time.Now(), RequestHandle: handle, ServiceResult: code,
-		ServiceDiagnostics: &ua.DiagnosticInfo{}, StringTable: []string{}, AdditionalHeader: ua.NewExtensionObject(nil)}
-}
-
-func (s *Server) wrap(name string, h server.Handler) server.Handler {
-	return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (resp ua.Response, err error) {
-		defer func() {
-			if rec := recover(); rec != nil {
-				s.panicsMu.Lock()
-				s.Panics++
-				s.panicsMu.Unlock()
-				s.log.Error().Str("service", name).Interface("panic", rec).Msg("OPC UA request caused a panic in the server library; answered BadInternalError")
-				resp, err = nil, ua.StatusBadInternalError
-			}
-		}()
-		if r == nil || r.Header() == nil {
-			return nil, ua.StatusBadDecodingError
-		}
-		return h(sc, r, reqID)
-	}
-}
-
-func tokenKey(h *ua.RequestHeader) string {
-	if h == nil || h.AuthenticationToken == nil {
-		return ""
-	}
-	return h.AuthenticationToken.String()
-}
-
-func (s *Server) sessionOf(h *ua.RequestHeader) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sessions[tokenKey(h)]
-}
-
-func (s *Server) installHandlers() {
-	srv := s.srv
-	sess := newService[server.SessionService](srv)
-	attr := newService[server.AttributeService](srv)
-	view := newService[server.ViewService](srv)
-	disc := newService[server.DiscoveryService](srv)
-
-	reg := func(typeID uint16, name string, h server.Handler) { srv.RegisterHandler(typeID, s.wrap(name, h)) }
-	reg(id.GetEndpointsRequest_Encoding_DefaultBinary, "GetEndpoints", disc.GetEndpoints)
-	reg(id.FindServersRequest_Encoding_DefaultBinary, "FindServers", disc.FindServers)
-	reg(id.CreateSessionRequest_Encoding_DefaultBinary, "CreateSession", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		resp, err := sess.CreateSession(sc, r, reqID)
-		if cs, ok := resp.(*ua.CreateSessionResponse); ok && err == nil {
-			s.mu.Lock()
-			s.sessions[cs.AuthenticationToken.String()] = &session{nonce: append([]byte(nil), cs.ServerNonce...)}
-			s.mu.Unlock()
-		}
-		return resp, err
-	})
-	reg(id.ActivateSessionRequest_Encoding_DefaultBinary, "ActivateSession", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		req, ok := r.(*ua.ActivateSessionRequest)
-		if !ok {
-			return nil, ua.StatusBadDecodingError
-		}
-		user, role, code := s.checkIdentity(sc, req)
-		if code != ua.StatusOK {
-			s.log.Warn().Str("user", user).Str("status", code.Error()).Msg("OPC UA session refused")
-			return nil, code
-		}
-		resp, err := sess.ActivateSession(sc, r, reqID)
-		if as, ok := resp.(*ua.ActivateSessionResponse); ok && err == nil {
-			s.mu.Lock()
-			if st := s.sessions[tokenKey(req.RequestHeader)]; st != nil {
-				st.user, st.role, st.active = user, role, true
-				st.nonce = append([]byte(nil), as.ServerNonce...)
-			}
-			s.mu.Unlock()
-		}
-		return resp, err
-	})
-	reg(id.CloseSessionRequest_Encoding_DefaultBinary, "CloseSession", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		s.mu.Lock()
-		delete(s.sessions, tokenKey(r.Header()))
-		s.mu.Unlock()
-		return sess.CloseSession(sc, r, reqID)
-	})
-	active := func(name string, h server.Handler) server.Handler {
-		return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-			if st := s.sessionOf(r.Header()); st == nil || !st.active {
-				return nil, ua.StatusBadSessionNotActivated
-			}
-			return h(sc, r, reqID)
-		}
-	}
-	reg(id.ReadRequest_Encoding_DefaultBinary, "Read", active("Read", attr.Read))
-	reg(id.WriteRequest_Encoding_DefaultBinary, "Write", active("Write", s.handleWrite))
-	reg(id.BrowseRequest_Encoding_DefaultBinary, "Browse", active("Browse", view.Browse))
-	reg(id.BrowseNextRequest_Encoding_DefaultBinary, "BrowseNext", active("BrowseNext", view.BrowseNext))
-	reg(id.TranslateBrowsePathsToNodeIDsRequest_Encoding_DefaultBinary, "TranslateBrowsePaths", active("Translate", view.TranslateBrowsePathsToNodeIDs))
-	reg(id.RegisterNodesRequest_Encoding_DefaultBinary, "RegisterNodes", active("RegisterNodes", view.RegisterNodes))
-	reg(id.UnregisterNodesRequest_Encoding_DefaultBinary, "UnregisterNodes", active("UnregisterNodes", view.UnregisterNodes))
-	// Subscriptions: the library's services are created at Start; call
-	// them through the server's exported fields at request time.
-	subCall := func(f func(*server.SubscriptionService) server.Handler) server.Handler {
-		return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-			return f(srv.SubscriptionService)(sc, r, reqID)
-		}
-	}
-	itemCall := func(f func(*server.MonitoredItemService) server.Handler) server.Handler {
-		return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-			return f(srv.MonitoredItemService)(sc, r, reqID)
-		}
-	}
-	reg(id.CreateSubscriptionRequest_Encoding_DefaultBinary, "CreateSubscription", active("CreateSubscription", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		if req, ok := r.(*ua.CreateSubscriptionRequest); ok {
-			clampSubscription(&req.RequestedPublishingInterval, &req.RequestedLifetimeCount, &req.RequestedMaxKeepAliveCount)
-		}
-		return srv.SubscriptionService.CreateSubscription(sc, r, reqID)
-	}))
-	reg(id.ModifySubscriptionRequest_Encoding_DefaultBinary, "ModifySubscription", active("ModifySubscription", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		if req, ok := r.(*ua.ModifySubscriptionRequest); ok {
-			clampSubscription(&req.RequestedPublishingInterval, &req.RequestedLifetimeCount, &req.RequestedMaxKeepAliveCount)
-		}
-		return srv.SubscriptionService.ModifySubscription(sc, r, reqID)
-	}))
-	reg(id.SetPublishingModeRequest_Encoding_DefaultBinary, "SetPublishingMode", active("SetPublishingMode", subCall(func(x *server.SubscriptionService) server.Handler { return x.SetPublishingMode })))
-	reg(id.PublishRequest_Encoding_DefaultBinary, "Publish", active("Publish", subCall(func(x *server.SubscriptionService) server.Handler { return x.Publish })))
-	reg(id.RepublishRequest_Encoding_DefaultBinary, "Republish", active("Republish", subCall(func(x *server.SubscriptionService) server.Handler { return x.Republish })))
-	reg(id.DeleteSubscriptionsRequest_Encoding_DefaultBinary, "DeleteSubscriptions", active("DeleteSubscriptions", subCall(func(x *server.SubscriptionService) server.Handler { return x.DeleteSubscriptions })))
-	reg(id.TransferSubscriptionsRequest_Encoding_DefaultBinary, "TransferSubscriptions", active("TransferSubscriptions", subCall(func(x *server.SubscriptionService) server.Handler { return x.TransferSubscriptions })))
-	reg(id.CreateMonitoredItemsRequest_Encoding_DefaultBinary, "CreateMonitoredItems", active("CreateMonitoredItems", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.CreateMonitoredItems })))
-	reg(id.ModifyMonitoredItemsRequest_Encoding_DefaultBinary, "ModifyMonitoredItems", active("ModifyMonitoredItems", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.ModifyMonitoredItems })))
-	reg(id.SetMonitoringModeRequest_Encoding_DefaultBinary, "SetMonitoringMode", active("SetMonitoringMode", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.SetMonitoringMode })))
-	reg(id.SetTriggeringRequest_Encoding_DefaultBinary, "SetTriggering", active("SetTriggering", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.SetTriggering })))
-	reg(id.DeleteMonitoredItemsRequest_Encoding_DefaultBinary, "DeleteMonitoredItems", active("DeleteMonitoredItems", itemCall(func(x *server.MonitoredItemService) server.Handler { return x.DeleteMonitoredItems })))
-	// Services we do not offer: node management, methods, history, query.
-	unsupported := func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		return nil, ua.StatusBadServiceUnsupported
-	}
-	for _, t := range []uint16{id.AddNodesRequest_Encoding_DefaultBinary, id.AddReferencesRequest_Encoding_DefaultBinary,
-		id.DeleteNodesRequest_Encoding_DefaultBinary, id.DeleteReferencesRequest_Encoding_DefaultBinary,
-		id.CallRequest_Encoding_DefaultBinary, id.HistoryReadRequest_Encoding_DefaultBinary, id.HistoryUpdateRequest_Encoding_DefaultBinary,
-		id.QueryFirstRequest_Encoding_DefaultBinary, id.QueryNextRequest_Encoding_DefaultBinary,
-		id.RegisterServerRequest_Encoding_DefaultBinary, id.RegisterServer2Request_Encoding_DefaultBinary,
-		id.FindServersOnNetworkRequest_Encoding_DefaultBinary, id.CancelRequest_Encoding_DefaultBinary} {
-		reg(t, "unsupported", unsupported)
-	}
-}
-
-// clampSubscription keeps requests in ranges the library survives:
-// publishing interval >= 50 ms (<= 0 or < 1 ms panics), sane counts.
-func clampSubscription(interval *float64, lifetime, keepAlive *uint32) {
-	if !(*interval >= 50) { // also catches NaN
-		*interval = 50
-	}
-	if *interval > 3600_000 {
-		*interval = 3600_000
-	}
-	if *keepAlive == 0 {
-		*keepAlive = 10
-	}
-	if *lifetime < 3**keepAlive {
-		*lifetime = 3 * *keepAlive
-	}
+	return "anonymous"
 }
 
 // checkIdentity validates the session's user token.
 func (s *Server) checkIdentity(sc *uasc.SecureChannel, req *ua.ActivateSessionRequest) (user, role string, code ua.StatusCode) {
 	if req.UserIdentityToken == nil || req.UserIdentityToken.Value == nil {
 		if s.cfg.AllowAnonymous {
-			return "anonymous", "anonymous", ua.StatusOK
+			return "anonymous", s.anonymousRole(), ua.StatusOK
 		}
 		return "", "", ua.StatusBadIdentityTokenInvalid
 	}
 	switch tok := req.UserIdentityToken.Value.(type) {
 	case *ua.AnonymousIdentityToken:
 		if s.cfg.AllowAnonymous {
-			return "anonymous", "anonymous", ua.StatusOK
+			return "anonymous", s.anonymousRole(), ua.StatusOK
 		}
 		return "anonymous", "", ua.StatusBadIdentityTokenRejected
 	case *ua.UserNameIdentityToken:
@@ -630,11 +558,13 @@ func (s *Server) checkIdentity(sc *uasc.SecureChannel, req *ua.ActivateSessionRe
 	return "", "", ua.StatusBadIdentityTokenInvalid
 }
 
-// decryptPassword handles plain and RSA-encrypted (Basic256Sha256 token
-// policy) user name tokens: ciphertext = enc(len32 | password | server nonce).
+// decryptPassword opens an RSA-encrypted (Basic256Sha256 token policy)
+// user name token: ciphertext = enc(len32 | password | server nonce).
 func (s *Server) decryptPassword(tok *ua.UserNameIdentityToken, st *session) (string, error) {
 	if tok.EncryptionAlgorithm == "" {
-		return string(tok.Password), nil
+		// Every user name token policy we offer is Basic256Sha256: a
+		// client that sends the password in clear ignored it.
+		return "", errors.New("password not encrypted (the token policy is Basic256Sha256)")
 	}
 	if st == nil {
 		return "", errors.New("unknown session")
@@ -664,12 +594,17 @@ func (s *Server) decryptPassword(tok *ua.UserNameIdentityToken, st *session) (st
 
 // handleWrite is our Write service: Value attribute only, declared
 // writable tags only, type-checked, by a session whose role allows it.
-func (s *Server) handleWrite(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
+func (s *Server) handleWrite(st *session, sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
 	req, ok := r.(*ua.WriteRequest)
 	if !ok {
 		return nil, ua.StatusBadDecodingError
 	}
-	st := s.sessionOf(req.RequestHeader)
+	if len(req.NodesToWrite) == 0 {
+		return nil, ua.StatusBadNothingToDo
+	}
+	if len(req.NodesToWrite) > maxWritesPerRequest {
+		return nil, ua.StatusBadTooManyOperations
+	}
 	results := make([]ua.StatusCode, len(req.NodesToWrite))
 	for i, w := range req.NodesToWrite {
 		results[i] = s.writeOne(st, w)
@@ -681,8 +616,11 @@ func (s *Server) writeOne(st *session, w *ua.WriteValue) ua.StatusCode {
 	if w == nil || w.NodeID == nil {
 		return ua.StatusBadNodeIDInvalid
 	}
+	if _, err := s.srv.Namespace(int(w.NodeID.Namespace())); err != nil {
+		return ua.StatusBadNodeIDUnknown
+	}
 	if w.NodeID.Namespace() != s.ns.ID() || w.NodeID.Type() != ua.NodeIDTypeString {
-		return ua.StatusBadNotWritable
+		return ua.StatusBadNotWritable // the standard address space is read-only
 	}
 	s.mu.Lock()
 	t, ok := s.tags[w.NodeID.StringID()]
@@ -695,6 +633,11 @@ func (s *Server) writeOne(st *session, w *ua.WriteValue) ua.StatusCode {
 	case t.write == nil:
 		return ua.StatusBadNotWritable
 	case st == nil || st.role == "anonymous" || roleRank[st.role] < roleRank[t.minRole]:
+		user, role := "", ""
+		if st != nil {
+			user, role = st.user, st.role
+		}
+		s.log.Warn().Str("user", user).Str("role", role).Str("tag", w.NodeID.StringID()).Str("needs", t.minRole).Msg("OPC UA write refused: role not allowed")
 		return ua.StatusBadUserAccessDenied
 	case w.IndexRange != "":
 		return ua.StatusBadIndexRangeInvalid
@@ -707,19 +650,38 @@ func (s *Server) writeOne(st *session, w *ua.WriteValue) ua.StatusCode {
 	return t.write(st.user, st.role, w.Value.Value)
 }
 
+// logAdapter maps the library's log calls to zerolog, at the level the
+// event deserves: a client closing its channel or a port probe is normal
+// operation, not a warning.
 type logAdapter struct{ l zerolog.Logger }
 
 func (a logAdapter) Debug(msg string, args ...any) {}
 func (a logAdapter) Info(msg string, args ...any)  {}
 func (a logAdapter) Warn(msg string, args ...any) {
-	a.l.Warn().Str("component", "opcua").Msg(fmt.Sprintf(msg, args...))
+	text := fmt.Sprintf(msg, args...)
+	switch {
+	case strings.HasPrefix(text, "Secure Channel") && strings.HasSuffix(text, "closed"),
+		strings.HasPrefix(text, "sessionBroker."), // lookups of tokens we refuse ourselves
+		strings.HasPrefix(text, "Context done"):
+		a.l.Debug().Str("component", "opcua").Msg(text)
+		return
+	}
+	a.l.Warn().Str("component", "opcua").Msg(text)
 }
 func (a logAdapter) Error(msg string, args ...any) {
 	if strings.HasPrefix(msg, "Duplicate reference type") {
 		return // noise from importing the standard node set
 	}
-	if strings.Contains(fmt.Sprint(args...), "use of closed network connection") {
+	text := fmt.Sprintf(msg, args...)
+	switch {
+	case strings.Contains(text, "use of closed network connection"):
 		return // the listener closing at shutdown
+	case strings.HasPrefix(text, "error accepting connection") && strings.HasSuffix(text, "EOF"):
+		a.l.Debug().Str("component", "opcua").Msg(text) // a port probe: connected, sent nothing
+		return
+	case strings.HasPrefix(text, "Secure Channel") && (strings.HasSuffix(text, "EOF") || strings.Contains(text, "connection reset")):
+		a.l.Info().Str("component", "opcua").Msg(text) // a client went away without closing
+		return
 	}
-	a.l.Error().Str("component", "opcua").Msg(fmt.Sprintf(msg, args...))
+	a.l.Error().Str("component", "opcua").Msg(strings.TrimSpace(text))
 }
