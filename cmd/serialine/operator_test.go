@@ -315,6 +315,9 @@ func TestOperatorCLI(t *testing.T) {
 	if out := c.ok("status"); !strings.Contains(out, "cases closed 3") || !strings.Contains(out, "samples 1 of 1") {
 		t.Fatalf("status:\n%s", out)
 	}
+	// This line labels no cases, and every reject reached the PLC.
+	c.refused("no printer labels cases on line line-cli", "container", "label", caseA, "--reason", "label damaged", "--sign-user", "sup")
+	c.refused("batch CLI1 has no reject that was not delivered", "reject", "removed", sn(3), "--note", "found", "--sign-user", "sup")
 	c.refused("batch CLI1 is complete: cannot go to held", "batch", "hold", "--reason", "x")
 	c.refused("needs supervisor", "batch", "stop")
 	c.ok(append([]string{"batch", "stop", "--reason", "planned quantity reached"}, asSup...)...)

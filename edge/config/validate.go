@@ -381,6 +381,13 @@ func (v *validator) printerLevels() {
 	if _, ok := by["unit"]; !ok {
 		v.add("devices.printers", "no printer prints the unit labels: exactly one printer needs levels: [unit]")
 	}
+	for i, p := range v.l.Products {
+		for _, level := range sortedKeys(p.Labels) {
+			if _, ok := by[level]; !ok && (level == "case" || level == "pallet") {
+				v.add(fmt.Sprintf("products[%d].labels.%s", i, level), "no printer labels %ss on this line: add %s to a printer's levels", level, level)
+			}
+		}
+	}
 }
 
 func (v *validator) opcua() {
