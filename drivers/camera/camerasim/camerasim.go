@@ -67,7 +67,7 @@ type Sim struct {
 	prev    string
 	silent  bool
 	conns   map[net.Conn]bool
-	pending []string // keyence: lines waiting for a trigger
+	pending []string  // keyence: lines waiting for a trigger
 	waiters []*waiter // keyence: triggers reading, waiting for a unit
 	trigs   int
 	seen    int
