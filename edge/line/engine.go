@@ -4,10 +4,15 @@
 // The engine is one goroutine that owns all line state. Device goroutines
 // (printer, camera, PLC) feed it events; it applies a group of events in ONE
 // store transaction (state changes and their records together), commits, and
-// only then performs side effects (labels to the printer, reject pulses to
-// the PLC). A crash between commit and side effect can lose a print (the unit
-// then times out and is rejected) but can never print a serial that has no
-// record, nor print a serial twice.
+// only then performs side effects (unit labels to the printer, case and
+// pallet labels to their printers, reject pulses and counters to the PLC,
+// camera triggers). A crash between commit and side effect can lose a print
+// (the unit then times out and is rejected) but can never print a serial
+// that has no record, nor print a serial twice. A container label or a
+// reject pulse whose outcome a crash left unknown is settled fail-safe at
+// the restart: the label is pending (an e-signed reprint), the reject not
+// delivered (the batch is held until the unit's removal is confirmed); see
+// labels.go and rejects.go.
 package line
 
 import (
@@ -79,7 +84,8 @@ type Options struct {
 	// open batch to close; nil when the file is the config in force.
 	Pending *config.Line
 	// PresencePoll is how often the PLC's product_present input is read
-	// when the camera is triggered on it; default 10ms.
+	// when the camera is triggered on it; default 10ms. The input must stay
+	// high, and then low, for at least twice this for every edge to be seen.
 	PresencePoll time.Duration
 }
 
