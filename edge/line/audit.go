@@ -158,8 +158,8 @@ func Audit(db *store.DB) (AuditReport, error) {
 					continue
 				}
 				var u unit
-				if found, err := getUnit(tx, unitKey(b.GTIN, p.Serial), &u); err != nil || !found || u.Status == UnitGood || u.Parent != "" {
-					problem("batch %s: reject of %s, which is not a rejected unit (found %v, status %q, in %q)", id, p.Serial, found, u.Status, u.Parent)
+				if found, err := getUnit(tx, unitKey(b.GTIN, p.Serial), &u); err != nil || !found || u.Status == UnitGood {
+					problem("batch %s: reject of %s, which is not a rejected unit (found %v, status %q)", id, p.Serial, found, u.Status)
 				}
 			}
 		}

@@ -58,6 +58,9 @@ func (e *Engine) setupPrinters() error {
 			return fmt.Errorf("line: label printer %q has no driver", lp.Name)
 		}
 		pd := byName[lp.Name]
+		if pd != nil && pd.p != lp.Printer {
+			return fmt.Errorf("line: two printers are named %s", lp.Name)
+		}
 		if pd == nil {
 			pd = &printerDev{name: lp.Name, p: lp.Printer}
 			byName[lp.Name] = pd

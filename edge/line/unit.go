@@ -39,9 +39,6 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 			e.gated = true
 			break
 		}
-		if room > 0 {
-			room--
-		}
 		gtin, serial, err := serials.Take(tx, b.ID)
 		if errors.Is(err, serials.ErrExhausted) {
 			// Rejects used up the overage: top the batch up from the pool
@@ -78,6 +75,9 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 		}
 		b.InFlight = append(b.InFlight, inflight{Serial: serial, Seq: b.NextSeq, SentAt: now.UnixNano()})
 		b.Commissioned++
+		if room > 0 {
+			room--
+		}
 		b.LastSerial = serial
 		e.fx.prints = append(e.fx.prints, drivers.Label{
 			ID: serial, Level: drivers.LevelUnit, Data: els,
