@@ -29,7 +29,7 @@ import (
 )
 
 const operatorLine = `line: {id: line-cli}
-edge: {id: edge-cli, data_dir: ./data, http: "127.0.0.1:0", verdict_timeout: 30s}
+edge: {id: edge-cli, data_dir: ./data, http: "127.0.0.1:0", verdict_timeout: 30s, reject_deadline: 30s}
 central: {broker: "tcp://127.0.0.1:1"}
 company: {gs1_prefix: "9506000", sscc_extension: 3}
 products:
