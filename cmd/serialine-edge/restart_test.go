@@ -33,6 +33,7 @@ edge:
   data_dir: %s
   http: 127.0.0.1:0
   verdict_timeout: 2s
+  reject_deadline: 5s # stale reads after a kill reject units; a loaded test machine must not miss the deadline
 central: {broker: "%s", username: %s, password: %s}
 company: {gs1_prefix: "9506000", sscc_extension: 3, sscc_range: {first: 1, last: 99999}}
 products:

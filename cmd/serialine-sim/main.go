@@ -1,12 +1,15 @@
 // Command serialine-sim simulates every device of a line config on real
-// sockets, at the addresses in the config: Zebra printers (ZPL), cameras
-// (result lines) and Modbus PLCs. Printed labels pass the camera.
+// sockets, at the addresses in the config: Zebra (ZPL) and Videojet (text
+// protocol, WSI) printers, cameras (result lines) and Modbus PLCs. Unit
+// labels pass the camera; case and pallet labels do not.
 //
 //	serialine-sim --config line.yaml [--rate 40] [--control 127.0.0.1:8090]
 //
 // Faults can be injected from the start by flag:
 //
-//	--printer-fault paper_out|ribbon_out|head_open|paused|over_temperature|no_answer
+//	--printer-fault NAME          every printer from the start; Zebra: paper_out, ribbon_out,
+//	                              head_open, paused, over_temperature, no_answer; Videojet: fault,
+//	                              ribbon_out, ink_empty, offline, warning, no_answer, garbage
 //	--printer-slow 500ms          every printer status answer is late
 //	--no-read-rate 0.05 --bad-grade-rate 0.02 --duplicate-rate 0.01
 //	--mismatch-rate 0 --garbage-rate 0
@@ -16,15 +19,16 @@
 //
 // and while running through the control API (JSON over HTTP):
 //
-//	POST /printer/{name}/fault   {"fault": "paper_out"}  (none, paper_out, ribbon_out, head_open, paused, over_temperature, no_answer)
-//	POST /printer/{name}/slow    {"delay": "500ms"}
+//	POST /printer/{name}/fault   {"fault": "paper_out"}  Zebra: none, paper_out, ribbon_out, head_open, paused, over_temperature, no_answer;
+//	                             Videojet: none, fault, ribbon_out, ink_empty, offline, warning, no_answer, garbage
+//	POST /printer/{name}/slow    {"delay": "500ms"}  (Zebra and Videojet)
 //	POST /camera/{name}/rates    {"no_read": 0.05, "bad_grade": 0.02, "mismatch": 0, "duplicate": 0, "garbage": 0}
 //	POST /camera/{name}/next     {"outcome": "garbage"}  (good, noread, bad_grade, mismatch, duplicate, garbage: the next unit)
 //	POST /camera/{name}/delay    {"delay": "200ms"}
 //	POST /camera/{name}/silent   {"silent": true}
 //	POST /plc/{name}/disconnect  {}
 //	POST /plc/{name}/delay       {"delay": "500ms"}
-//	GET  /status
+//	GET  /status                 every device: printers (kind, counts, fault; Videojet state and job), cameras, PLCs
 package main
 
 import (
@@ -45,6 +49,7 @@ import (
 	"github.com/serialine/serialine/cmd/internal/cli"
 	"github.com/serialine/serialine/cmd/internal/linesim"
 	"github.com/serialine/serialine/drivers/camera/camerasim"
+	"github.com/serialine/serialine/drivers/videojet/videojetsim"
 	"github.com/serialine/serialine/drivers/zebra/zebrasim"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
@@ -73,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duplicate := fs.Float64("duplicate-rate", 0, "fraction of reads that repeat the previous unit's data")
 	mismatch := fs.Float64("mismatch-rate", 0, "fraction of reads with one character changed")
 	garbage := fs.Float64("garbage-rate", 0, "fraction of result lines that do not parse")
-	printerFault := fs.String("printer-fault", "none", "printer condition from the start: none, paper_out, ribbon_out, head_open, paused, over_temperature, no_answer")
+	printerFault := fs.String("printer-fault", "none", "printer condition from the start: none; Zebra: paper_out, ribbon_out, head_open, paused, over_temperature, no_answer; Videojet: fault, ribbon_out, ink_empty, offline, warning, no_answer, garbage")
 	printerSlow := fs.Duration("printer-slow", 0, "delay of every printer status answer")
 	cameraDelay := fs.Duration("camera-delay", 0, "delay between a label passing the camera and its result line")
 	plcDelay := fs.Duration("plc-delay", 0, "delay of every PLC answer")
@@ -88,7 +93,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "serialine-sim: --config is required")
 		return 2
 	}
-	fault, err := zebrasim.ParseFault(*printerFault)
+	// A fault name of either printer kind; linesim refuses it for a printer
+	// whose simulator does not know it.
+	_, err := zebrasim.ParseFault(*printerFault)
+	if _, verr := videojetsim.ParseFault(*printerFault); err != nil && verr == nil {
+		err = nil
+	}
 	if err == nil {
 		err = errors.Join(rate("no-read-rate", *noRead), rate("bad-grade-rate", *badGrade), rate("duplicate-rate", *duplicate),
 			rate("mismatch-rate", *mismatch), rate("garbage-rate", *garbage))
@@ -109,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := cli.Logger(*logLevel, false)
 	sims, err := linesim.Start(ctx, cfg, linesim.Options{Rate: *lps, NoReadRate: *noRead, BadGradeRate: *badGrade,
 		DuplicateRate: *duplicate, MismatchRate: *mismatch, GarbageRate: *garbage,
-		PrinterFault: fault, PrinterSlow: *printerSlow, CameraDelay: *cameraDelay, PLCDelay: *plcDelay,
+		PrinterFault: *printerFault, PrinterSlow: *printerSlow, CameraDelay: *cameraDelay, PLCDelay: *plcDelay,
 		Seed: *seed, UseConfigAddrs: true, Log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "serialine-sim:", err)
@@ -184,12 +194,12 @@ func controlAPI(l *linesim.Line) http.Handler {
 		}
 		return d, true
 	}
-	printer := func(w http.ResponseWriter, r *http.Request) (*zebrasim.Sim, bool) {
-		p, ok := l.Printers[r.PathValue("name")]
-		if !ok {
-			fail(w, 404, fmt.Errorf("no printer %q", r.PathValue("name")))
+	printerErr := func(w http.ResponseWriter, err error) {
+		if errors.Is(err, linesim.ErrNoPrinter) {
+			fail(w, 404, err)
+			return
 		}
-		return p, ok
+		fail(w, 400, err)
 	}
 	cam := func(w http.ResponseWriter, r *http.Request) (*camerasim.Sim, bool) {
 		c, ok := l.Cameras[r.PathValue("name")]
@@ -199,34 +209,41 @@ func controlAPI(l *linesim.Line) http.Handler {
 		return c, ok
 	}
 	mux.HandleFunc("POST /printer/{name}/fault", func(w http.ResponseWriter, r *http.Request) {
-		p, ok := printer(w, r)
 		var req struct {
 			Fault string `json:"fault"`
 		}
-		if !ok || !decode(w, r, &req) {
+		if _, ok := l.PrinterStatus(r.PathValue("name")); !ok {
+			fail(w, 404, fmt.Errorf("no printer %q", r.PathValue("name")))
 			return
 		}
-		f, err := zebrasim.ParseFault(req.Fault)
-		if err != nil {
-			fail(w, 400, err)
+		if !decode(w, r, &req) {
 			return
 		}
-		p.SetFault(f)
+		if err := l.SetPrinterFault(r.PathValue("name"), req.Fault); err != nil {
+			printerErr(w, err)
+			return
+		}
 		reply(w, 200, req)
 	})
 	mux.HandleFunc("POST /printer/{name}/slow", func(w http.ResponseWriter, r *http.Request) {
-		p, ok := printer(w, r)
 		var req struct {
 			Delay string `json:"delay"`
 		}
-		if !ok || !decode(w, r, &req) {
+		if _, ok := l.PrinterStatus(r.PathValue("name")); !ok {
+			fail(w, 404, fmt.Errorf("no printer %q", r.PathValue("name")))
+			return
+		}
+		if !decode(w, r, &req) {
 			return
 		}
 		d, ok := duration(w, req.Delay)
 		if !ok {
 			return
 		}
-		p.SetSlow(d)
+		if err := l.SetPrinterSlow(r.PathValue("name"), d); err != nil {
+			printerErr(w, err)
+			return
+		}
 		reply(w, 200, req)
 	})
 	mux.HandleFunc("POST /camera/{name}/rates", func(w http.ResponseWriter, r *http.Request) {
@@ -329,9 +346,9 @@ func controlAPI(l *linesim.Line) http.Handler {
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]any{}
-		for n, p := range l.Printers {
-			rec, pr, bad, dropped := p.Counts()
-			out["printer/"+n] = map[string]any{"received": rec, "printed": pr, "bad_formats": bad, "dropped": dropped, "fault": p.Fault().String()}
+		for _, n := range l.PrinterNames() {
+			st, _ := l.PrinterStatus(n)
+			out["printer/"+n] = st
 		}
 		for n, c := range l.Cameras {
 			seen, outcomes := c.Counts()

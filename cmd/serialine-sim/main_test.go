@@ -20,6 +20,7 @@ import (
 	"github.com/serialine/serialine/drivers"
 	"github.com/serialine/serialine/drivers/camera"
 	"github.com/serialine/serialine/drivers/modbus"
+	"github.com/serialine/serialine/drivers/videojet"
 	"github.com/serialine/serialine/drivers/zebra"
 	"github.com/serialine/serialine/sync/gs1"
 )
@@ -27,7 +28,13 @@ import (
 // simConfig is the shipped demo line with every device on a free port.
 func simConfig(t *testing.T) string {
 	t.Helper()
-	raw, err := os.ReadFile("../../configs/demo-line.yaml")
+	return simConfigOf(t, "demo-line.yaml")
+}
+
+// simConfigOf is a shipped line config with every device on a free port.
+func simConfigOf(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../configs/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,15 +53,21 @@ type simProc struct {
 	done    chan int
 }
 
-// startSim runs serialine-sim's run function and waits for its banner.
+// startSim runs serialine-sim's run function on the demo line and waits
+// for its banner.
 func startSim(t *testing.T, args ...string) *simProc {
+	t.Helper()
+	return startSimOn(t, simConfig(t), args...)
+}
+
+func startSimOn(t *testing.T, cfg string, args ...string) *simProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	p := &simProc{addrs: map[string]string{}, cancel: cancel, done: make(chan int, 1)}
 	var stderr bytes.Buffer
 	go func() {
-		p.done <- run(ctx, append([]string{"--config", simConfig(t), "--log-level", "error"}, args...), pw, &stderr)
+		p.done <- run(ctx, append([]string{"--config", cfg, "--log-level", "error"}, args...), pw, &stderr)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -113,7 +126,7 @@ func readAfterPrint(t *testing.T, z *zebra.Zebra, c *camera.Camera, serial strin
 // real drivers see every one over the wire.
 func TestFaultInjection(t *testing.T) {
 	p := startSim(t, "--printer-fault", "head_open", "--no-read-rate", "1", "--bad-grade-rate", "0", "--plc-delay", "400ms", "--rate", "0")
-	if len(p.addrs) != 3 {
+	if len(p.addrs) != 4 || p.addrs["case-printer"] == "" { // the demo line: unit printer, case printer, camera, PLC
 		t.Fatalf("devices %v", p.addrs)
 	}
 	ctx := context.Background()
@@ -281,6 +294,95 @@ func TestFlagErrors(t *testing.T) {
 		if code := run(context.Background(), c.args, &out, &errOut); code != c.code || !strings.Contains(errOut.String(), c.want) {
 			t.Errorf("%v: exit %d %q, want %d %q", c.args, code, errOut.String(), c.code, c.want)
 		}
+	}
+}
+
+// The Videojet line: the same printer endpoints inject the faults the
+// Videojet simulator knows, the real driver sees each over the text
+// protocol, /status shows the printer's state; a Zebra-only fault is refused.
+func TestVideojetFaultInjection(t *testing.T) {
+	p := startSimOn(t, simConfigOf(t, "videojet-line.yaml"), "--printer-fault", "offline", "--rate", "0")
+	ctx := context.Background()
+	v, err := videojet.New("printer-1", p.addrs["printer-1"], 300*time.Millisecond, videojet.Options{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status := func() map[string]any {
+		t.Helper()
+		resp, err := http.Get(p.control + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st map[string]map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st["printer/printer-1"]
+	}
+	// --printer-fault offline: the printer was taken offline.
+	if h, err := v.Status(ctx); h.Fault != "offline" || !errors.Is(err, drivers.ErrDeviceFault) {
+		t.Fatalf("offline from the start: %+v %v", h, err)
+	}
+	if st := status(); st["kind"] != "videojet" || st["fault"] != "offline" || st["state"] != "offline" {
+		t.Fatalf("status %v", st)
+	}
+	for _, c := range []struct{ fault, health, state string }{
+		{"fault", "fault", "offline"},
+		{"ribbon_out", "fault", "offline"},
+		{"none", "", "running"},
+		{"warning", "", "running"},
+	} {
+		if code := p.post(t, "/printer/printer-1/fault", `{"fault":"`+c.fault+`"}`); code != 200 {
+			t.Fatalf("fault %s: %d", c.fault, code)
+		}
+		h, err := v.Status(ctx)
+		if h.Fault != c.health || (c.health == "") != (err == nil) {
+			t.Fatalf("fault %s: health %+v %v, want fault %q", c.fault, h, err, c.health)
+		}
+		if st := status(); st["fault"] != c.fault || st["state"] != c.state {
+			t.Fatalf("fault %s: status %v", c.fault, st)
+		}
+	}
+	// No answer, garbage, slow answers: the driver times out or refuses the bytes.
+	p.post(t, "/printer/printer-1/fault", `{"fault":"no_answer"}`)
+	if _, err := v.Status(ctx); !errors.Is(err, drivers.ErrTimeout) && !errors.Is(err, drivers.ErrNotConnected) {
+		t.Fatalf("no answer: %v", err)
+	}
+	p.post(t, "/printer/printer-1/fault", `{"fault":"none"}`)
+	if code := p.post(t, "/printer/printer-1/slow", `{"delay":"600ms"}`); code != 200 {
+		t.Fatalf("slow: %d", code)
+	}
+	if err := v.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Status(ctx); !errors.Is(err, drivers.ErrTimeout) && !errors.Is(err, drivers.ErrNotConnected) {
+		t.Fatalf("slow printer: %v", err)
+	}
+	p.post(t, "/printer/printer-1/slow", `{"delay":"0s"}`)
+	if err := v.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := v.Status(ctx); err != nil || !h.OK() {
+		t.Fatalf("after clearing: %+v %v", h, err)
+	}
+	for path, body := range map[string]string{
+		"/printer/printer-1/fault": `{"fault":"paper_out"}`, // a Zebra fault
+		"/printer/nope/fault":      `{"fault":"none"}`,
+		"/printer/printer-1/slow":  `{"delay":"-1s"}`,
+	} {
+		if code := p.post(t, path, body); code == 200 {
+			t.Errorf("%s %s accepted", path, body)
+		}
+	}
+	// A Zebra-only fault from the start is refused for a Videojet line.
+	var out, errOut bytes.Buffer
+	if code := run(ctx, []string{"--config", simConfigOf(t, "videojet-line.yaml"), "--printer-fault", "paper_out"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), `printer printer-1 (videojet): printer fault "paper_out"`) {
+		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 }
 

@@ -40,6 +40,7 @@ type Summary struct {
 	UnitsRejected     int     `json:"units_rejected"`
 	RecordsEdge       uint64  `json:"records_edge"`
 	RecordsCentral    int64   `json:"records_central"`
+	ContainerLabels   int     `json:"container_labels"` // SSCC labels the simulated label printers printed
 	ChainVerified     bool    `json:"chain_verified"`
 	Edge              string  `json:"edge"`
 	Store             string  `json:"store"`
@@ -302,6 +303,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log zerolog.Logg
 	st := edge.Engine.Status()
 	sum.UnitsCommissioned, sum.UnitsRejected = st.Commissioned, st.Rejected
 	sum.RecordsEdge = edge.Store.Head().Seq
+	sum.ContainerLabels = len(sims.ContainerLabels())
 	if serr := shutdown(); serr != nil && err == nil {
 		err = serr
 	}

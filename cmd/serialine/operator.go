@@ -35,10 +35,13 @@ const operatorUsage = `operator commands (talk to the edge API; see serialine CO
   container close SSCC [--partial --reason R]   partial close, e-signed
   container show SSCC
   container caseread [--camera NAME] CODE...   automatic aggregation read of one case
+  container label SSCC --reason R          reprint a case/pallet SSCC label, e-signed
   unit show SERIAL [--gtin G]
   unit dispose SERIAL --disposition destroyed|sample|rework --reason R   e-signed
   unit pull SERIAL --as sample|destroyed --reason R                      e-signed
   serials import FILE --gtin G [--format csv|json] [--source NAME]
+  reject removed ID --note TEXT            a unit whose reject was not delivered was found
+                                           and removed (e-signed; the batch may then resume)
   challenge [--kind K]...                  run a challenge test now
   config reload                            the edge re-reads its config file
 
@@ -70,7 +73,7 @@ func operatorCmd(args []string, env *operatorEnv) int {
 	cmd, sub := args[0], ""
 	rest := args[1:]
 	switch cmd {
-	case "batch", "container", "unit", "serials", "config":
+	case "batch", "container", "unit", "serials", "config", "reject":
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			fmt.Fprintf(env.stderr, "usage: serialine %s SUBCOMMAND ...\n\n%s", cmd, operatorUsage)
 			return 2
@@ -455,6 +458,16 @@ type status struct {
 	Challenge     string            `json:"challenge"`
 	ConfigHash    string            `json:"config_hash"`
 	ConfigPending string            `json:"config_pending"`
+	// Container labels and rejects that need a person.
+	LabelsPending       []string `json:"labels_pending"`
+	WaitingForLabel     []string `json:"waiting_for_label"`
+	RejectsNotDelivered []struct {
+		ID     string `json:"id"`
+		Unit   string `json:"unit"`
+		Reason string `json:"reason"`
+		Case   string `json:"case"`
+		Detail string `json:"detail"`
+	} `json:"rejects_not_delivered"`
 }
 
 func (o *opCtx) printStatus(s *status) {
@@ -484,6 +497,19 @@ func (o *opCtx) printStatus(s *status) {
 		}
 		if s.Challenge != "" {
 			fmt.Fprintf(w, "  challenge: %s\n", s.Challenge)
+		}
+		for _, sscc := range s.WaitingForLabel {
+			fmt.Fprintf(w, "  full, waiting for its label printer: %s\n", sscc)
+		}
+		for _, sscc := range s.LabelsPending {
+			fmt.Fprintf(w, "  SSCC label pending (check the container, then: serialine container label %s --reason ...): %s\n", sscc, sscc)
+		}
+		for _, r := range s.RejectsNotDelivered {
+			where := ""
+			if r.Case != "" {
+				where = ", look in case " + r.Case
+			}
+			fmt.Fprintf(w, "  REJECT NOT DELIVERED: %s (%s) may be downstream%s: %s; once removed: serialine reject removed %s --note ...\n", r.ID, r.Reason, where, r.Detail, r.ID)
 		}
 	} else {
 		fmt.Fprintln(w, "no batch open")
@@ -767,6 +793,59 @@ func init() {
 					return err
 				}
 				o.say("case %s packed and closed with %d units", out.SSCC, len(codes))
+				return nil
+			},
+		},
+		"container label": {
+			signed: "reprint of an SSCC label: the container was checked",
+			flags: func(fs *flag.FlagSet, o *opCtx) {
+				fs.StringVar(&o.reason, "reason", "", "why the label is reprinted (required)")
+			},
+			run: func(o *opCtx) error {
+				if err := o.nargs(1, "SSCC"); err != nil {
+					return err
+				}
+				if o.reason == "" {
+					return usagef("--reason is required")
+				}
+				sig, err := o.signature(o.reason)
+				if err != nil {
+					return err
+				}
+				var c struct {
+					SSCC  string `json:"sscc"`
+					Level string `json:"level"`
+				}
+				if err := o.call("POST", "/api/v1/containers/{sscc}/label", "/api/v1/containers/"+url.PathEscape(o.args[0])+"/label", nil, map[string]any{"signature": sig}, nil, &c); err != nil {
+					return err
+				}
+				o.say("%s %s: SSCC label queued for reprint (signed by %s)", c.Level, c.SSCC, sig["user"])
+				return nil
+			},
+		},
+		"reject removed": {
+			signed: "confirmation that the rejected unit was found and removed from the line",
+			flags: func(fs *flag.FlagSet, o *opCtx) {
+				o.str(fs, "note", "where the unit was found and what was done with it (required)")
+			},
+			run: func(o *opCtx) error {
+				if err := o.nargs(1, "ID (the serial, unit id or caseread-N named by status)"); err != nil {
+					return err
+				}
+				if err := o.need("note"); err != nil {
+					return err
+				}
+				sig, err := o.signature(o.get("note"))
+				if err != nil {
+					return err
+				}
+				var s status
+				body := map[string]any{"note": o.get("note"), "signature": sig}
+				if err := o.call("POST", "/api/v1/rejects/{id}/removed", "/api/v1/rejects/"+url.PathEscape(o.args[0])+"/removed", nil, body, nil, &s); err != nil {
+					return err
+				}
+				left := len(s.RejectsNotDelivered)
+				o.say("removal of %s confirmed (signed by %s); %d rejects not delivered left; batch %s %s", o.args[0], sig["user"], left, s.Batch, s.BatchState)
 				return nil
 			},
 		},

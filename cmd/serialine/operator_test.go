@@ -29,7 +29,7 @@ import (
 )
 
 const operatorLine = `line: {id: line-cli}
-edge: {id: edge-cli, data_dir: ./data, http: "127.0.0.1:0", verdict_timeout: 30s}
+edge: {id: edge-cli, data_dir: ./data, http: "127.0.0.1:0", verdict_timeout: 30s, reject_deadline: 30s}
 central: {broker: "tcp://127.0.0.1:1"}
 company: {gs1_prefix: "9506000", sscc_extension: 3}
 products:
@@ -315,6 +315,9 @@ func TestOperatorCLI(t *testing.T) {
 	if out := c.ok("status"); !strings.Contains(out, "cases closed 3") || !strings.Contains(out, "samples 1 of 1") {
 		t.Fatalf("status:\n%s", out)
 	}
+	// This line labels no cases, and every reject reached the PLC.
+	c.refused("no printer labels cases on line line-cli", "container", "label", caseA, "--reason", "label damaged", "--sign-user", "sup")
+	c.refused("batch CLI1 has no reject that was not delivered", "reject", "removed", sn(3), "--note", "found", "--sign-user", "sup")
 	c.refused("batch CLI1 is complete: cannot go to held", "batch", "hold", "--reason", "x")
 	c.refused("needs supervisor", "batch", "stop")
 	c.ok(append([]string{"batch", "stop", "--reason", "planned quantity reached"}, asSup...)...)

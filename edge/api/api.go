@@ -105,6 +105,8 @@ func (s *Server) routes() []route {
 		{pattern: "POST /api/v1/containers/{sscc}/pack", role: "operator", write: s.pack},
 		{pattern: "POST /api/v1/containers/{sscc}/unpack", role: "operator", write: s.unpack},
 		{pattern: "POST /api/v1/containers/{sscc}/close", role: "operator", write: s.close},
+		{pattern: "POST /api/v1/containers/{sscc}/label", role: "operator", write: s.reprintLabel},
+		{pattern: "POST /api/v1/rejects/{id}/removed", role: "operator", write: s.confirmRemoval},
 		{pattern: "POST /api/v1/caseread", role: "operator", write: s.caseRead},
 		{pattern: "POST /api/v1/challenge", role: "operator", write: s.challenge},
 		{pattern: "POST /api/v1/config/reload", role: "supervisor", write: s.reloadConfig},

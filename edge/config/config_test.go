@@ -96,6 +96,9 @@ func TestDefaultsApplied(t *testing.T) {
 	if _, ok := l.Devices.Printers[0].Decoded.(*fakePrinterOptions); !ok {
 		t.Fatalf("driver options not decoded: %T", l.Devices.Printers[0].Decoded)
 	}
+	if lv := l.Devices.Printers[0].Levels; len(lv) != 1 || lv[0] != "unit" || l.Edge.RejectDeadline.D().Milliseconds() != 500 {
+		t.Fatalf("printer levels %v, reject deadline %v", lv, l.Edge.RejectDeadline.D())
+	}
 }
 
 func TestFullConfigValues(t *testing.T) {
@@ -108,6 +111,9 @@ func TestFullConfigValues(t *testing.T) {
 	}
 	if l.Edge.VerdictTimeout.D().Milliseconds() != 1500 || l.Batch.Lot != "A1-2026/11" || l.Products[0].Serials.Length != 14 {
 		t.Fatalf("values: %+v %+v", l.Edge, l.Batch)
+	}
+	if p := l.Devices.Printers; len(p) != 2 || strings.Join(p[0].Levels, ",") != "unit" || strings.Join(p[1].Levels, ",") != "case,pallet" || l.Edge.RejectDeadline.D().Milliseconds() != 300 {
+		t.Fatalf("printer levels %v %v, reject deadline %v", p[0].Levels, p[1].Levels, l.Edge.RejectDeadline.D())
 	}
 }
 

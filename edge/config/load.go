@@ -22,6 +22,7 @@ func Defaults() Line {
 			VerdictTimeout: Duration(2 * time.Second),
 			PrintAhead:     3,
 			GroupCommit:    256,
+			RejectDeadline: Duration(500 * time.Millisecond),
 			Challenge:      Challenge{Timeout: Duration(30 * time.Second)},
 		},
 		Central: Central{
@@ -57,6 +58,9 @@ func (l *Line) applyDefaults() {
 		if p.Aggregation == "" {
 			p.Aggregation = "sequential"
 		}
+	}
+	if len(l.Devices.Printers) > 0 && len(l.Devices.Printers[0].Levels) == 0 {
+		l.Devices.Printers[0].Levels = []string{"unit"}
 	}
 	for _, list := range []*[]Device{&l.Devices.Printers, &l.Devices.Cameras, &l.Devices.PLCs} {
 		for i := range *list {

@@ -13,6 +13,8 @@ var docs = map[string]string{
 	"edge.verdict_timeout":     "Camera verdict deadline per unit; no verdict in time is a reject.",
 	"edge.print_ahead":         "Labels in flight between printer and camera.",
 	"edge.group_commit":        "Maximum records per store transaction.",
+	"edge.reject_deadline":     "How long after its verdict a reject pulse may still reach the PLC; later it is never sent and the batch is held.",
+	"devices.printers.levels":  "Packaging levels the printer labels: unit (DataMatrix per unit), case, pallet (SSCC label). Default [unit] for the first printer.",
 	"central":                  "How the edge reaches central (MQTT).",
 	"company":                  "GS1 identity used for SSCCs.",
 	"products":                 "Product master data, one entry per GTIN.",

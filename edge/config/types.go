@@ -49,6 +49,11 @@ type Edge struct {
 	VerdictTimeout Duration `yaml:"verdict_timeout"` // camera result deadline per unit (fail-safe reject)
 	PrintAhead     int      `yaml:"print_ahead"`     // labels in flight between printer and camera
 	GroupCommit    int      `yaml:"group_commit"`    // max records per bbolt transaction
+	// RejectDeadline is how long after its verdict a reject pulse may still
+	// reach the PLC (the unit is still before the gate). A pulse that cannot
+	// be delivered by then is never sent: the batch is held until a
+	// supervisor confirms the unit was found and removed.
+	RejectDeadline Duration `yaml:"reject_deadline"`
 
 	Challenge Challenge `yaml:"challenge"`
 }
@@ -153,10 +158,15 @@ type Devices struct {
 // Device is one piece of equipment. Options are driver-specific and decoded
 // strictly into the driver's Options type.
 type Device struct {
-	Name    string    `yaml:"name"`
-	Driver  string    `yaml:"driver"`
-	Address string    `yaml:"address"` // host:port
-	Timeout Duration  `yaml:"timeout"`
+	Name    string   `yaml:"name"`
+	Driver  string   `yaml:"driver"`
+	Address string   `yaml:"address"` // host:port
+	Timeout Duration `yaml:"timeout"`
+	// Levels are the packaging levels a printer labels: unit (the GS1
+	// DataMatrix of every unit), case and pallet (the SSCC label, GS1-128,
+	// print and apply). Printers only; the first printer defaults to
+	// [unit]. Exactly one printer serves unit, at most one each level.
+	Levels  []string  `yaml:"levels,omitempty"`
 	Options yaml.Node `yaml:"options"`
 
 	// Decoded is the driver's Options value after Load; not read from YAML.

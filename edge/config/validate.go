@@ -112,6 +112,9 @@ func (v *validator) edge() {
 	if e.Challenge.Every < 0 {
 		v.add("edge.challenge.every", "must not be negative")
 	}
+	if e.RejectDeadline <= 0 {
+		v.add("edge.reject_deadline", "must be positive (how long after its verdict a reject pulse may still reach the PLC)")
+	}
 }
 
 func (v *validator) central() {
@@ -343,6 +346,53 @@ func (v *validator) devices() {
 			}
 			if d.Timeout <= 0 {
 				v.add(at("timeout"), "device %s: must be positive", d.Name)
+			}
+			if sec.kind != "printer" && len(d.Levels) > 0 {
+				v.add(at("levels"), "device %s: only printers label packaging levels", d.Name)
+			}
+		}
+	}
+	v.printerLevels()
+}
+
+// printerLevels checks which printer labels which packaging level: exactly
+// one printer prints the units' codes, at most one each level's SSCC labels.
+func (v *validator) printerLevels() {
+	ps := v.l.Devices.Printers
+	if len(ps) == 0 {
+		return
+	}
+	by := map[string]int{}
+	for i, d := range ps {
+		at := fmt.Sprintf("devices.printers[%d].levels", i)
+		if len(d.Levels) == 0 {
+			v.add(at, "printer %s labels no packaging level: give levels (unit, case, pallet); only the first printer defaults to [unit]", d.Name)
+		}
+		seen := map[string]bool{}
+		for j, level := range d.Levels {
+			lat := fmt.Sprintf("%s[%d]", at, j)
+			switch {
+			case level != "unit" && level != "case" && level != "pallet":
+				v.add(lat, "printer %s: level %q: want unit, case or pallet", d.Name, level)
+			case seen[level]:
+				v.add(lat, "printer %s lists level %s twice", d.Name, level)
+			default:
+				if other, dup := by[level]; dup {
+					v.add(lat, "printer %s: %s labels are already printed by %s: at most one printer per level", d.Name, level, ps[other].Name)
+				} else {
+					by[level] = i
+				}
+			}
+			seen[level] = true
+		}
+	}
+	if _, ok := by["unit"]; !ok {
+		v.add("devices.printers", "no printer prints the unit labels: exactly one printer needs levels: [unit]")
+	}
+	for i, p := range v.l.Products {
+		for _, level := range sortedKeys(p.Labels) {
+			if _, ok := by[level]; !ok && (level == "case" || level == "pallet") {
+				v.add(fmt.Sprintf("products[%d].labels.%s", i, level), "no printer labels %ss on this line: add %s to a printer's levels", level, level)
 			}
 		}
 	}

@@ -77,50 +77,123 @@ func build(d config.Device, log zerolog.Logger) (any, error) {
 	return dev, nil
 }
 
-// Build constructs the line's printer, camera and PLC.
+// Build constructs the line's printers, camera and PLC: the printer of the
+// unit labels, the printers of the case and pallet SSCC labels (by
+// devices.printers[].levels), the first camera (triggered by the engine
+// once per unit when its options say trigger.enabled) and the first PLC.
 func Build(cfg *config.Line, log zerolog.Logger) (line.Devices, error) {
 	Register()
 	var out line.Devices
 	if len(cfg.Devices.Printers) == 0 || len(cfg.Devices.Cameras) == 0 || len(cfg.Devices.PLCs) == 0 {
 		return out, fmt.Errorf("line %s needs a printer, a camera and a PLC", cfg.Line.ID)
 	}
-	p, err := build(cfg.Devices.Printers[0], log)
-	if err != nil {
-		return out, err
+	// Printers, each with the levels it labels.
+	levelOf := map[string]int{} // level -> printer index
+	built := make([]drivers.Printer, len(cfg.Devices.Printers))
+	for i, d := range cfg.Devices.Printers {
+		dev, err := build(d, log)
+		if err != nil {
+			return out, err
+		}
+		p, ok := dev.(drivers.Printer)
+		if !ok {
+			return out, fmt.Errorf("device %s is not a printer", d.Name)
+		}
+		built[i] = p
+		var lp line.LabelPrinter
+		for _, level := range d.Levels {
+			if other, dup := levelOf[level]; dup {
+				return out, fmt.Errorf("devices.printers[%d].levels: %s labels are printed by %s already", i, level, cfg.Devices.Printers[other].Name)
+			}
+			levelOf[level] = i
+			switch level {
+			case "unit":
+				out.Printer, out.PrinterName = p, d.Name
+			case "case", "pallet":
+				lp.Levels = append(lp.Levels, drivers.Level(level))
+			default:
+				return out, fmt.Errorf("devices.printers[%d].levels: level %q: want unit, case or pallet", i, level)
+			}
+		}
+		if len(lp.Levels) > 0 {
+			lp.Name, lp.Printer = d.Name, p
+			out.LabelPrinters = append(out.LabelPrinters, lp)
+		}
 	}
-	c, err := build(cfg.Devices.Cameras[0], log)
-	if err != nil {
-		return out, err
+	if out.Printer == nil {
+		return out, fmt.Errorf("line %s: no printer labels the units (devices.printers[].levels: [unit])", cfg.Line.ID)
 	}
-	l, err := build(cfg.Devices.PLCs[0], log)
-	if err != nil {
-		return out, err
-	}
-	var ok bool
-	if out.Printer, ok = p.(drivers.Printer); !ok {
-		return out, fmt.Errorf("device %s is not a printer", cfg.Devices.Printers[0].Name)
-	}
-	// Products' label template overrides (products[].labels), for printers
-	// that take templates.
+	// Products' label template overrides (products[].labels), each level's
+	// on the printer that labels it.
 	for i, prod := range cfg.Products {
 		if len(prod.Labels) == 0 {
 			continue
 		}
-		pt, ok := p.(drivers.ProductTemplater)
-		if !ok {
-			d := cfg.Devices.Printers[0]
-			return out, fmt.Errorf("products[%d].labels: printer %s (driver %s) does not take label templates (its jobs live on the printer): remove the labels or use a printer that does", i, d.Name, d.Driver)
+		byPrinter := map[int]map[string]string{}
+		for _, level := range sortedLevels(prod.Labels) {
+			pi, ok := levelOf[level]
+			if !ok {
+				return out, fmt.Errorf("products[%d].labels.%s: no printer labels %ss on line %s (devices.printers[].levels)", i, level, level, cfg.Line.ID)
+			}
+			if byPrinter[pi] == nil {
+				byPrinter[pi] = map[string]string{}
+			}
+			byPrinter[pi][level] = prod.Labels[level]
 		}
-		if err := pt.SetProductTemplates(prod.GTIN, prod.Labels); err != nil {
-			return out, fmt.Errorf("products[%d].labels: %w", i, err)
+		for pi, labels := range byPrinter {
+			d := cfg.Devices.Printers[pi]
+			pt, ok := built[pi].(drivers.ProductTemplater)
+			if !ok {
+				return out, fmt.Errorf("products[%d].labels: printer %s (driver %s) does not take label templates (its jobs live on the printer): remove the labels or use a printer that does", i, d.Name, d.Driver)
+			}
+			if err := pt.SetProductTemplates(prod.GTIN, labels); err != nil {
+				return out, fmt.Errorf("products[%d].labels: %w", i, err)
+			}
 		}
 	}
+	camDev := cfg.Devices.Cameras[0]
+	c, err := build(camDev, log)
+	if err != nil {
+		return out, err
+	}
+	var ok bool
 	if out.Camera, ok = c.(drivers.Camera); !ok {
-		return out, fmt.Errorf("device %s is not a camera", cfg.Devices.Cameras[0].Name)
+		return out, fmt.Errorf("device %s is not a camera", camDev.Name)
+	}
+	if o, isCam := camDev.Decoded.(*camera.Options); isCam && o.Trigger.Enabled {
+		if _, ok := c.(drivers.Triggerer); !ok {
+			return out, fmt.Errorf("devices.cameras[0] (%s): trigger.enabled, but driver %s cannot be triggered by command", camDev.Name, camDev.Driver)
+		}
+		out.TriggerCamera = true
+	}
+	plcDev := cfg.Devices.PLCs[0]
+	l, err := build(plcDev, log)
+	if err != nil {
+		return out, err
 	}
 	if out.PLC, ok = l.(drivers.PLC); !ok {
-		return out, fmt.Errorf("device %s is not a PLC", cfg.Devices.PLCs[0].Name)
+		return out, fmt.Errorf("device %s is not a PLC", plcDev.Name)
 	}
-	out.PrinterName, out.CameraName, out.PLCName = cfg.Devices.Printers[0].Name, cfg.Devices.Cameras[0].Name, cfg.Devices.PLCs[0].Name
+	if o, isModbus := plcDev.Decoded.(*modbus.Options); isModbus {
+		if pulse := o.Tags["reject"].Pulse; pulse > 0 && pulse >= cfg.Edge.RejectDeadline.D() {
+			return out, fmt.Errorf("devices.plcs[0] (%s): the reject pulse (%s) must be shorter than edge.reject_deadline (%s): the engine takes a pulse confirmed after the deadline as not delivered", plcDev.Name, pulse, cfg.Edge.RejectDeadline.D())
+		}
+	}
+	out.CameraName, out.PLCName = camDev.Name, plcDev.Name
 	return out, nil
+}
+
+func sortedLevels(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, l := range []string{"unit", "case", "pallet"} {
+		if _, ok := m[l]; ok {
+			out = append(out, l)
+		}
+	}
+	for k := range m {
+		if k != "unit" && k != "case" && k != "pallet" {
+			out = append(out, k)
+		}
+	}
+	return out
 }

@@ -47,11 +47,7 @@ func (e *Engine) packSequential(tx *store.Tx, serial string) error {
 	if len(c.Children) < b.UnitsPerCase {
 		return nil
 	}
-	if err := e.closeContainer(tx, c, false, nil); err != nil {
-		return err
-	}
-	b.OpenCase = ""
-	return e.palletize(tx, c)
+	return e.closeFull(tx, c)
 }
 
 // palletize puts a closed case onto the open pallet (opening one if needed)
@@ -72,11 +68,7 @@ func (e *Engine) palletize(tx *store.Tx, c *container) error {
 	if len(p.Children) < b.CasesPerPallet {
 		return nil
 	}
-	if err := e.closeContainer(tx, p, false, nil); err != nil {
-		return err
-	}
-	b.OpenPallet = ""
-	return nil
+	return e.closeFull(tx, p)
 }
 
 // CaseRead applies an automatic aggregation read: the case camera saw these
@@ -183,7 +175,11 @@ func (e *Engine) recordRefusedCaseRead(ctx context.Context, r *caseReadRefused) 
 		if err != nil {
 			return nil, err
 		}
-		e.fx.plc = append(e.fx.plc, plcOp{reject: true})
+		if e.b != nil {
+			// The case goes to rework through the reject gate.
+			e.b.CaseReadRejects++
+			e.reject(fmt.Sprintf("caseread-%d", e.b.CaseReadRejects), "", "case_read_refused")
+		}
 		return nil, nil
 	})
 	if err != nil {
@@ -355,21 +351,31 @@ func (e *Engine) closeContainer(tx *store.Tx, c *container, partial bool, sig *r
 	if err := e.validateClose(tx, c, partial); err != nil {
 		return err
 	}
+	printer := e.labelBy[c.Level]
+	if printer != "" && !e.labelReady(c.Level) {
+		return ruleErr("%s %s cannot close: printer %s, which prints its SSCC label, is %s", c.Level, c.SSCC, printer, e.printerState(printer))
+	}
 	c.Closed, c.Partial = true, partial
 	if err := tx.PutJSON(store.Containers, []byte(c.SSCC), c); err != nil {
 		return err
 	}
 	e.b.Open = removeString(e.b.Open, c.SSCC)
+	e.b.Waiting = removeString(e.b.Waiting, c.SSCC)
 	if c.Level == LevelCase {
 		e.b.CasesClosed++
 		e.b.Aggregated += len(c.Children)
 	} else {
 		e.b.PalletsClosed++
 	}
-	_, err := tx.Append(record.KindContainerClosed, record.ContainerClosed{
+	if _, err := tx.Append(record.KindContainerClosed, record.ContainerClosed{
 		Batch: c.Batch, SSCC: c.SSCC, Level: c.Level, Count: len(c.Children), Children: c.Children, Partial: partial, Signature: sig,
-	})
-	return err
+	}); err != nil {
+		return err
+	}
+	if printer != "" {
+		return e.queueLabel(tx, c, record.LabelQueued, "", nil)
+	}
+	return nil
 }
 
 // validateClose checks a container and, for a pallet, every case and unit

@@ -130,6 +130,57 @@ func Audit(db *store.DB) (AuditReport, error) {
 		}); err != nil {
 			return err
 		}
+		// Container labels and waiting containers agree with the batches.
+		for id, b := range batches {
+			for _, list := range []struct {
+				what, state string
+				ssccs       []string
+			}{{"label queued", labelQueued, b.LabelsQueued}, {"label pending", labelPending, b.LabelsPending}} {
+				for _, sscc := range list.ssccs {
+					var c container
+					ok, err := tx.GetJSON(store.Containers, []byte(sscc), &c)
+					switch {
+					case err != nil || !ok:
+						problem("batch %s: %s for container %s, which does not exist (%v)", id, list.what, sscc, err)
+					case !c.Closed || c.Label != list.state || c.Batch != id:
+						problem("batch %s: %s for %s %s, which is closed=%v with label %q of batch %s", id, list.what, c.Level, sscc, c.Closed, c.Label, c.Batch)
+					}
+				}
+			}
+			for _, sscc := range b.Waiting {
+				var c container
+				if ok, err := tx.GetJSON(store.Containers, []byte(sscc), &c); err != nil || !ok || c.Closed || c.Batch != id {
+					problem("batch %s: container %s waits for its label but is missing, closed or of another batch", id, sscc)
+				}
+			}
+			for _, p := range append(append([]pendingReject(nil), b.Rejects...), b.Undelivered...) {
+				if p.Serial == "" || strings.HasPrefix(p.Serial, ChallengeSerialPrefix) {
+					continue
+				}
+				var u unit
+				if found, err := getUnit(tx, unitKey(b.GTIN, p.Serial), &u); err != nil || !found || u.Status == UnitGood {
+					problem("batch %s: reject of %s, which is not a rejected unit (found %v, status %q)", id, p.Serial, found, u.Status)
+				}
+			}
+		}
+		if err := tx.ForEachPrefix(store.Containers, nil, func(k, v []byte) error {
+			var c container
+			if jsonUnmarshal(v, &c) != nil {
+				return nil
+			}
+			if b := batches[c.Batch]; b != nil && (c.Label == labelQueued || c.Label == labelPending) {
+				list := b.LabelsQueued
+				if c.Label == labelPending {
+					list = b.LabelsPending
+				}
+				if !containsString(list, c.SSCC) {
+					problem("%s %s has its label %s, batch %s does not list it", c.Level, c.SSCC, c.Label, c.Batch)
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
 		for _, p := range pallets {
 			for _, ch := range p.Children {
 				var cc container

@@ -435,6 +435,11 @@ func (e *Engine) transition(ctx context.Context, by, reason, to string, from ...
 		if !ok {
 			return nil, ruleErr("batch %s is %s: cannot go to %s", e.b.ID, e.b.State, to)
 		}
+		if to == BatchRunning {
+			if err := e.undeliveredBlocks("resume"); err != nil {
+				return nil, err
+			}
+		}
 		if to == BatchRunning && e.b.Challenge != nil && e.b.Challenge.Active == "failed" {
 			// A failed challenge holds the line until a new challenge passes.
 			e.b.Challenge = &challenge{Pending: append([]string(nil), e.cfg.Edge.Challenge.AtStart...), Trigger: "after_failure"}
@@ -470,6 +475,9 @@ func (e *Engine) CloseBatch(ctx context.Context, req CloseRequest) (record.Recon
 		}
 		if len(b.InFlight) > 0 {
 			return nil, ruleErr("batch %s still has %d units awaiting a verdict", b.ID, len(b.InFlight))
+		}
+		if err := e.closeBlockers(); err != nil {
+			return nil, err
 		}
 		returned, err := serials.Release(tx, b.ID)
 		if err != nil {

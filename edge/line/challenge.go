@@ -122,7 +122,7 @@ func (e *Engine) judgeChallenge(tx *store.Tx, f inflight, r drivers.Reading, els
 	}
 	ev.Passed = !pass && challengeReasonOK(f.Challenge, reason)
 	if !pass {
-		e.fx.plc = append(e.fx.plc, plcOp{reject: true})
+		e.reject(f.Serial, f.Serial, reason)
 	}
 	if _, err := tx.Append(record.KindChallenge, ev); err != nil {
 		return err

@@ -4,10 +4,15 @@
 // The engine is one goroutine that owns all line state. Device goroutines
 // (printer, camera, PLC) feed it events; it applies a group of events in ONE
 // store transaction (state changes and their records together), commits, and
-// only then performs side effects (labels to the printer, reject pulses to
-// the PLC). A crash between commit and side effect can lose a print (the unit
-// then times out and is rejected) but can never print a serial that has no
-// record, nor print a serial twice.
+// only then performs side effects (unit labels to the printer, case and
+// pallet labels to their printers, reject pulses and counters to the PLC,
+// camera triggers). A crash between commit and side effect can lose a print
+// (the unit then times out and is rejected) but can never print a serial
+// that has no record, nor print a serial twice. A container label or a
+// reject pulse whose outcome a crash left unknown is settled fail-safe at
+// the restart: the label is pending (an e-signed reprint), the reject not
+// delivered (the batch is held until the unit's removal is confirmed); see
+// labels.go and rejects.go.
 package line
 
 import (
@@ -29,12 +34,30 @@ import (
 
 // Devices are the line's equipment, already constructed from the config.
 type Devices struct {
+	// Printer prints the unit labels (the GS1 DataMatrix of every unit).
 	Printer     drivers.Printer
 	PrinterName string
 	Camera      drivers.Camera
 	CameraName  string
 	PLC         drivers.PLC
 	PLCName     string
+	// TriggerCamera makes the engine trigger the camera by command once per
+	// unit (Camera must implement drivers.Triggerer): at each rising edge
+	// of the PLC's product_present input when that tag is mapped, else
+	// right after each unit label is sent.
+	TriggerCamera bool
+	// LabelPrinters print the SSCC labels (GS1-128, print and apply) of
+	// the cases and pallets that close, each for the levels it serves; the
+	// unit printer may be one of them (same name). A level without a
+	// printer gets no label.
+	LabelPrinters []LabelPrinter
+}
+
+// LabelPrinter is a printer of container labels.
+type LabelPrinter struct {
+	Name    string
+	Printer drivers.Printer
+	Levels  []drivers.Level // case, pallet
 }
 
 // Options configure an Engine.
@@ -65,6 +88,10 @@ type Options struct {
 	// Backpressure, if set, is asked before units are fed to the printer
 	// (see backpressure.go). It must be cheap and must not block.
 	Backpressure func() (hold bool, why string)
+	// PresencePoll is how often the PLC's product_present input is read
+	// when the camera is triggered on it; default 10ms. The input must stay
+	// high, and then low, for at least twice this for every edge to be seen.
+	PresencePoll time.Duration
 }
 
 // Engine runs one packaging line.
@@ -81,6 +108,19 @@ type Engine struct {
 	cmds   chan command
 	printQ chan drivers.Label
 	plcQ   chan plcOp
+	// labelQ holds the container labels of each label printer (by name);
+	// labelBy names the printer of each container level.
+	labelQ   map[string]chan drivers.Label
+	labelBy  map[string]string
+	printers []printerDev
+	trigQ    chan struct{}
+	presence bool // the camera is triggered at the PLC's product_present edges
+	// local are events the engine raised itself after a commit (a full
+	// queue): applied in the next step.
+	local []event
+	// gated: unit printing waits because a full container could not be
+	// labelled (sequential aggregation with a label printer not ready).
+	gated bool
 
 	// Engine-goroutine state.
 	b            *batch // active batch (nil when idle)
@@ -128,6 +168,8 @@ type cmdResult struct {
 
 type plcOp struct {
 	reject   bool
+	id       string    // the reject's id (pendingReject.ID)
+	deadline time.Time // no reject pulse is sent after it
 	counters bool
 	good     uint64
 	rejected uint64
@@ -135,8 +177,24 @@ type plcOp struct {
 
 type effects struct {
 	prints  []drivers.Label
+	labels  []queuedLabel
 	plc     []plcOp
 	replies []func()
+}
+
+// queuedLabel is a container label for a label printer.
+type queuedLabel struct {
+	printer string
+	label   drivers.Label
+}
+
+// printerDev is one printer device and what it prints: unit labels
+// (units), container labels (boxes), or both.
+type printerDev struct {
+	name  string
+	p     drivers.Printer
+	units chan drivers.Label
+	boxes chan drivers.Label
 }
 
 // RuleError is a refusal by a line rule (aggregation interlock, batch state,
@@ -154,6 +212,12 @@ func New(opt Options) (*Engine, error) {
 	}
 	if opt.Devices.Printer == nil || opt.Devices.Camera == nil || opt.Devices.PLC == nil {
 		return nil, errors.New("line: a printer, a camera and a PLC are required")
+	}
+	if _, ok := opt.Devices.Camera.(drivers.Triggerer); opt.Devices.TriggerCamera && !ok {
+		return nil, fmt.Errorf("line: camera %s cannot be triggered by command", opt.Devices.CameraName)
+	}
+	if opt.PresencePoll <= 0 {
+		opt.PresencePoll = 10 * time.Millisecond
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -181,7 +245,14 @@ func New(opt Options) (*Engine, error) {
 		ready:   make(chan struct{}),
 		stopped: make(chan struct{}),
 		restart: make(chan struct{}),
+		labelQ:  map[string]chan drivers.Label{},
+		labelBy: map[string]string{},
+		trigQ:   make(chan struct{}, 256),
 	}
+	if err := e.setupPrinters(); err != nil {
+		return nil, err
+	}
+	e.presence = opt.Devices.TriggerCamera && e.plcHasTag("product_present")
 	e.status.Store(&Status{Line: opt.Config.Line.ID, Edge: opt.Config.Edge.ID, State: "Starting", PackML: PackMLStarting})
 	return e, nil
 }
@@ -198,12 +269,19 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.publish()
 	e.once.Do(func() { close(e.ready) })
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return e.printerLoop(ctx) })
+	for _, pd := range e.printers {
+		g.Go(func() error { return e.printerLoop(ctx, pd) })
+	}
 	g.Go(func() error { return e.cameraLoop(ctx) })
+	if e.dev.TriggerCamera {
+		g.Go(func() error { return e.triggerLoop(ctx) })
+	}
 	g.Go(func() error { return e.plcLoop(ctx) })
 	g.Go(func() error { return e.loop(ctx) })
 	err := g.Wait()
-	e.dev.Printer.Close()
+	for _, pd := range e.printers {
+		pd.p.Close()
+	}
 	e.dev.Camera.Close()
 	e.dev.PLC.Close()
 	return err
@@ -260,9 +338,16 @@ func (e *Engine) recoverState() error {
 			e.countReject(ReasonRestart)
 		}
 		b.InFlight = nil
-		if len(e.fx.plc) > 0 {
-			e.fx.plc = e.fx.plc[:0]
+		// Labels and reject pulses whose outcome was not known when the
+		// edge stopped: a label is pending (reprint after a check), a
+		// reject counts as not delivered (the unit may be downstream).
+		if err := e.recoverLabels(tx); err != nil {
+			return err
 		}
+		if err := e.recoverRejects(tx); err != nil {
+			return err
+		}
+		e.fx = effects{}
 		return e.saveBatch(tx)
 	})
 }
@@ -312,6 +397,10 @@ func (e *Engine) loop(ctx context.Context) error {
 // step applies device events and timers in one transaction, then performs
 // the side effects.
 func (e *Engine) step(evs []event) error {
+	if len(e.local) > 0 {
+		evs = append(append([]event(nil), e.local...), evs...)
+		e.local = nil
+	}
 	err := e.db.Update(func(tx *store.Tx) error {
 		dirty := false
 		for _, ev := range evs {
@@ -322,6 +411,11 @@ func (e *Engine) step(evs []event) error {
 			dirty = dirty || d
 		}
 		d, err := e.timers(tx)
+		if err != nil {
+			return err
+		}
+		dirty = dirty || d
+		d, err = e.closeWaiting(tx)
 		if err != nil {
 			return err
 		}
@@ -434,6 +528,11 @@ func (e *Engine) snapshotBatch() *batch {
 	c.InFlight = append([]inflight(nil), e.b.InFlight...)
 	c.Alarms = append([]string(nil), e.b.Alarms...)
 	c.Open = append([]string(nil), e.b.Open...)
+	c.Waiting = append([]string(nil), e.b.Waiting...)
+	c.LabelsQueued = append([]string(nil), e.b.LabelsQueued...)
+	c.LabelsPending = append([]string(nil), e.b.LabelsPending...)
+	c.Rejects = append([]pendingReject(nil), e.b.Rejects...)
+	c.Undelivered = append([]pendingReject(nil), e.b.Undelivered...)
 	if e.b.Challenge != nil {
 		ch := *e.b.Challenge
 		ch.Pending = append([]string(nil), ch.Pending...)
@@ -450,15 +549,27 @@ func (e *Engine) saveBatch(tx *store.Tx) error {
 }
 
 func (e *Engine) flush() {
-	for _, j := range e.fx.prints {
-		e.printQ <- j // bounded by print-ahead: never blocks long
-	}
+	// Reject pulses first: they race the unit to the gate.
 	for _, op := range e.fx.plc {
 		select {
 		case e.plcQ <- op:
 		default:
-			e.log.Error().Msg("PLC queue full: reject output is not keeping up")
+			if op.reject {
+				// Never dropped silently: the reject is not delivered.
+				e.local = append(e.local, evRejectDone{id: op.id, detail: "the PLC queue is full: the reject output is not keeping up"})
+			}
+			e.log.Error().Str("device", e.dev.PLCName).Bool("reject", op.reject).Msg("PLC queue full: the PLC output is not keeping up")
 		}
+	}
+	for _, q := range e.fx.labels {
+		select {
+		case e.labelQ[q.printer] <- q.label:
+		default:
+			e.local = append(e.local, evLabelDone{sscc: q.label.ID, printer: q.printer, err: errors.New("the printer's label queue is full")})
+		}
+	}
+	for _, j := range e.fx.prints {
+		e.printQ <- j // bounded by print-ahead: never blocks long
 	}
 	replies := e.fx.replies
 	e.fx = effects{}
@@ -478,6 +589,12 @@ func (e *Engine) apply(tx *store.Tx, ev event) (bool, error) {
 		return true, e.printFailed(tx, ev.serial, ev.err)
 	case evHealth:
 		return false, e.healthChanged(tx, ev)
+	case evLabelDone:
+		return true, e.labelDone(tx, ev)
+	case evRejectDone:
+		return e.rejectDone(tx, ev)
+	case evTriggerFailed:
+		return false, e.triggerFailed(tx, ev)
 	}
 	return false, fmt.Errorf("line engine: unknown event %T", ev)
 }
@@ -508,8 +625,10 @@ func (e *Engine) healthChanged(tx *store.Tx, ev evHealth) error {
 	return err
 }
 
-// devicesOK reports whether every device is connected and without fault:
-// the engine only feeds the printer when it can also verify and reject.
+// devicesOK reports whether the unit printer, the camera and the PLC are
+// connected and without fault: the engine only feeds the printer when it can
+// also verify and reject. Label printers do not count here: a case printer
+// fault stops containers from closing (see labelReady), not unit printing.
 func (e *Engine) devicesOK() bool {
 	for _, name := range []string{e.dev.PrinterName, e.dev.CameraName, e.dev.PLCName} {
 		if h, ok := e.health[name]; !ok || !h.OK() {

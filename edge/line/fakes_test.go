@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -23,11 +24,17 @@ import (
 type fakePrinter struct {
 	out     chan drivers.Label
 	fail    atomic.Bool
+	hang    atomic.Bool // Print blocks until the engine stops
+	fault   atomic.Pointer[string]
 	printed atomic.Int64
 }
 
 func (p *fakePrinter) Connect(ctx context.Context) error { return nil }
 func (p *fakePrinter) Print(ctx context.Context, l drivers.Label) error {
+	if p.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if p.fail.Load() {
 		return drivers.ErrNotConnected
 	}
@@ -40,11 +47,22 @@ func (p *fakePrinter) Print(ctx context.Context, l drivers.Label) error {
 }
 
 func (p *fakePrinter) Status(ctx context.Context) (drivers.Health, error) {
+	if f := p.fault.Load(); f != nil && *f != "" {
+		return drivers.Health{Connected: true, Fault: *f}, drivers.ErrDeviceFault
+	}
 	return drivers.Health{Connected: true}, nil
 }
 func (p *fakePrinter) Close() error { return nil }
 
-type fakeCamera struct{ in chan drivers.Reading }
+type fakeCamera struct {
+	in       chan drivers.Reading
+	triggers atomic.Int64
+}
+
+func (c *fakeCamera) Trigger(ctx context.Context) error {
+	c.triggers.Add(1)
+	return nil
+}
 
 func (c *fakeCamera) Connect(ctx context.Context) error { return nil }
 func (c *fakeCamera) Read(ctx context.Context) (drivers.Reading, error) {
@@ -57,29 +75,74 @@ func (c *fakeCamera) Read(ctx context.Context) (drivers.Reading, error) {
 }
 func (c *fakeCamera) Close() error { return nil }
 
+// Reject write behaviours of the fake PLC.
+const (
+	plcRejectOK     = iota
+	plcRejectRefuse // a Modbus exception: the link is fine, the write refused
+	plcRejectHang   // no answer: the write times out after hangFor
+)
+
 type fakePLC struct {
 	mu       sync.Mutex
 	rejects  int
+	attempts int // reject writes tried
 	uints    map[string]uint64
 	onReject func() // called at every reject pulse (benchmarks)
+
+	rejectMode    int
+	hangFor       time.Duration
+	failCounters  bool
+	presence      bool // product_present is mapped
+	present       bool
+	presentReads  int
+	presentSeenAs map[bool]int
 }
 
 func (p *fakePLC) Connect(ctx context.Context) error { return nil }
 func (p *fakePLC) WriteBool(ctx context.Context, tag string, v bool) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if tag == "reject" && v {
+		p.attempts++
+		switch p.rejectMode {
+		case plcRejectRefuse:
+			p.mu.Unlock()
+			return drivers.NewDeviceError("plc-1", "tag reject write", fmt.Errorf("%w: modbus exception 4", drivers.ErrDeviceFault), nil)
+		case plcRejectHang:
+			d := p.hangFor
+			p.mu.Unlock()
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+			return drivers.NewDeviceError("plc-1", "tag reject write", fmt.Errorf("%w: no answer", drivers.ErrNotConnected), nil)
+		}
 		p.rejects++
 		if p.onReject != nil {
 			p.onReject()
 		}
 	}
+	p.mu.Unlock()
 	return nil
 }
-func (p *fakePLC) ReadBool(ctx context.Context, tag string) (bool, error) { return true, nil }
+func (p *fakePLC) ReadBool(ctx context.Context, tag string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if tag == "product_present" {
+		p.presentReads++
+		if p.presentSeenAs == nil {
+			p.presentSeenAs = map[bool]int{}
+		}
+		p.presentSeenAs[p.present]++
+		return p.present, nil
+	}
+	return true, nil
+}
 func (p *fakePLC) WriteUint(ctx context.Context, tag string, v uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.failCounters {
+		return drivers.NewDeviceError("plc-1", "tag "+tag+" write", fmt.Errorf("%w: broken pipe", drivers.ErrNotConnected), nil)
+	}
 	if p.uints == nil {
 		p.uints = map[string]uint64{}
 	}
@@ -89,7 +152,22 @@ func (p *fakePLC) WriteUint(ctx context.Context, tag string, v uint64) error {
 func (p *fakePLC) ReadUint(ctx context.Context, tag string) (uint64, error) { return 0, nil }
 func (p *fakePLC) Close() error                                             { return nil }
 func (p *fakePLC) HasTag(name string) bool {
-	return name == "reject" || name == "good_count" || name == "reject_count"
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return name == "reject" || name == "good_count" || name == "reject_count" || (name == "product_present" && p.presence)
+}
+
+// seen returns how often product_present was read with value v.
+func (p *fakePLC) seen(v bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.presentSeenAs[v]
+}
+
+func (p *fakePLC) counter(tag string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.uints[tag]
 }
 func (p *fakePLC) Rejects() int {
 	p.mu.Lock()
@@ -107,6 +185,8 @@ func good(n int, l drivers.Label) (drivers.Reading, bool) {
 type rig struct {
 	mu      sync.Mutex
 	labels  []drivers.Label // every label printed, in order
+	boxes   []drivers.Label // every container label the label printer printed
+	boxer   *fakePrinter    // the label printer (case, pallet), if any
 	t       testing.TB
 	cfg     *config.Line
 	db      *store.DB
@@ -122,8 +202,10 @@ type rig struct {
 
 func testConfig(unitsPerCase, casesPerPallet int) *config.Line {
 	return &config.Line{
-		Line:     config.LineInfo{ID: "line-1"},
-		Edge:     config.Edge{ID: "edge-1", PrintAhead: 3, VerdictTimeout: config.Duration(500 * time.Millisecond), GroupCommit: 256},
+		Line: config.LineInfo{ID: "line-1"},
+		// A reject deadline far beyond a loaded test machine's stalls: the
+		// tests of the deadline set their own.
+		Edge:     config.Edge{ID: "edge-1", PrintAhead: 3, VerdictTimeout: config.Duration(500 * time.Millisecond), GroupCommit: 256, RejectDeadline: config.Duration(10 * time.Second)},
 		Company:  config.Company{GS1Prefix: "9506000", SSCCExtension: 3},
 		Products: []config.Product{{GTIN: "09506000134352", Name: "Test tablets", MinGrade: "C", Packaging: config.Packaging{UnitsPerCase: unitsPerCase, CasesPerPallet: casesPerPallet}, Serials: config.Serials{Length: 12, Alphabet: "numeric"}}},
 		Hash:     "cfg-hash-1",
@@ -166,6 +248,20 @@ func newRigWith(t testing.TB, cfg *config.Line, dir string, out outcome, mod fun
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- r.eng.Run(ctx) }()
+	if r.boxer != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case l := <-r.boxer.out:
+					r.mu.Lock()
+					r.boxes = append(r.boxes, l)
+					r.mu.Unlock()
+				}
+			}
+		}()
+	}
 	// The conveyor: every printed label passes the camera.
 	go func() {
 		n := 0

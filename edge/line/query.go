@@ -15,6 +15,9 @@ type ContainerInfo struct {
 	Children []string `json:"children"`
 	Closed   bool     `json:"closed"`
 	Partial  bool     `json:"partial,omitempty"`
+	// Label is the state of its SSCC label: queued, sent, pending (a
+	// reprint is needed); empty when no printer labels its level.
+	Label string `json:"label,omitempty"`
 }
 
 // UnitInfo is a serial's state as operators see it.
@@ -41,7 +44,7 @@ func (e *Engine) Container(sscc string) (ContainerInfo, error) {
 	if err != nil {
 		return ContainerInfo{}, err
 	}
-	return ContainerInfo{SSCC: c.SSCC, Level: c.Level, Batch: c.Batch, GTIN: c.GTIN, Parent: c.Parent, Children: c.Children, Closed: c.Closed, Partial: c.Partial}, nil
+	return ContainerInfo{SSCC: c.SSCC, Level: c.Level, Batch: c.Batch, GTIN: c.GTIN, Parent: c.Parent, Children: c.Children, Closed: c.Closed, Partial: c.Partial, Label: c.Label}, nil
 }
 
 // Unit reads a serial's state from the store (any goroutine). An empty

@@ -52,6 +52,10 @@ type scenario struct {
 	checked bool
 	reads   int64
 	sig     *record.Signature
+	serials map[string]string // remembered serials (remember unit:N -> NAME)
+	// prevBoxer is the label printer carried over a restart (a faulty
+	// printer stays faulty).
+	prevBoxer *fakePrinter
 }
 
 type confBuild struct {
@@ -64,6 +68,10 @@ type confBuild struct {
 	source          string
 	lowWater        int
 	samples         int
+	labelLevels     []string      // a label printer "case-printer" for these levels
+	trigger         bool          // the engine triggers the camera
+	presence        bool          // the PLC maps product_present
+	rejectDeadline  time.Duration // edge.reject_deadline
 }
 
 func runScenario(t *testing.T, file string) {
@@ -72,8 +80,8 @@ func runScenario(t *testing.T, file string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s := &scenario{t: t, file: file, dir: t.TempDir(), names: map[string]string{},
-		conf: &confBuild{upc: 4, cpp: 2, ahead: 3, timeout: 3 * time.Second, overage: 10},
+	s := &scenario{t: t, file: file, dir: t.TempDir(), names: map[string]string{}, serials: map[string]string{},
+		conf: &confBuild{upc: 4, cpp: 2, ahead: 3, timeout: 3 * time.Second, overage: 10, rejectDeadline: 10 * time.Second},
 		sig:  &record.Signature{User: "sup", Name: "Sue Pervisor", Meaning: "approval", Reason: "scenario"}}
 	defer func() {
 		if s.r != nil {
@@ -110,7 +118,7 @@ func (s *scenario) fatalf(format string, a ...any) {
 // checkLast fails on an unexpected error of the previous command.
 func (s *scenario) checkLast() {
 	if s.lastErr != nil && !s.checked {
-		s.fatalf("unexpected error: %v", s.lastErr)
+		s.fatalf("unexpected error: %v (status %+v)", s.lastErr, s.r.eng.Status())
 	}
 }
 
@@ -165,7 +173,47 @@ func (s *scenario) boot() {
 	cfg.Products[0].Serials.Source = c.source
 	cfg.Products[0].Serials.LowWater = c.lowWater
 	cfg.Products[0].Samples = c.samples
-	s.r = newRig(s.t, cfg, s.dir, nil)
+	cfg.Edge.RejectDeadline = config.Duration(c.rejectDeadline)
+	s.r = newRigWith(s.t, cfg, s.dir, nil, func(r *rig, o *Options) {
+		r.plc.presence = c.presence
+		o.Devices.TriggerCamera = c.trigger
+		if len(c.labelLevels) > 0 {
+			r.boxer = s.prevBoxer
+			if r.boxer == nil {
+				r.boxer = &fakePrinter{out: make(chan drivers.Label, 64)}
+			}
+			lp := LabelPrinter{Name: "case-printer", Printer: r.boxer}
+			for _, l := range c.labelLevels {
+				lp.Levels = append(lp.Levels, drivers.Level(l))
+			}
+			o.Devices.LabelPrinters = []LabelPrinter{lp}
+		}
+	})
+}
+
+// box returns the n-th container label printed (1-based).
+func (s *scenario) box(n int) drivers.Label {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if n < 1 || n > len(s.r.boxes) {
+		s.fatalf("container label %d not printed (%d so far)", n, len(s.r.boxes))
+	}
+	return s.r.boxes[n-1]
+}
+
+func (s *scenario) boxCount() int {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	return len(s.r.boxes)
+}
+
+// containerLabel returns a container's label state from the store.
+func (s *scenario) containerLabel(sscc string) string {
+	c, err := s.r.eng.Container(sscc)
+	if err != nil {
+		s.fatalf("container %s: %v", sscc, err)
+	}
+	return c.Label
 }
 
 func (s *scenario) label(ref string) drivers.Label {
@@ -196,6 +244,9 @@ func (s *scenario) unitRef(ref string) string {
 }
 
 func (s *scenario) serialRef(ref string) string {
+	if sn, ok := s.serials[ref]; ok {
+		return sn
+	}
 	_, serial, ok := parseUnitID(s.unitRef(ref))
 	if !ok {
 		s.fatalf("%q is not a unit", ref)
@@ -283,6 +334,18 @@ func (s *scenario) exec(text string) {
 				s.conf.lowWater = n
 			case "samples":
 				s.conf.samples = n
+			case "label_printer":
+				s.conf.labelLevels = strings.Split(v, ",")
+			case "trigger":
+				s.conf.trigger = v == "yes"
+			case "presence":
+				s.conf.presence = v == "yes"
+			case "reject_deadline":
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					s.fatalf("%v", err)
+				}
+				s.conf.rejectDeadline = d
 			default:
 				s.fatalf("unknown config key %s", k)
 			}
@@ -430,6 +493,7 @@ func (s *scenario) exec(text string) {
 	case "stop":
 		s.lastErr = s.engine().Stop(ctx, "sup", "scenario")
 	case "closebatch":
+		s.settleRejects()
 		m := kv(args)
 		req := CloseRequest{By: "sup", LooseReason: m["loose"]}
 		if _, ok := m["signed"]; ok {
@@ -437,6 +501,9 @@ func (s *scenario) exec(text string) {
 		}
 		_, s.lastErr = s.engine().CloseBatch(ctx, req)
 	case "restart":
+		if s.prevBoxer = s.r.boxer; s.prevBoxer != nil {
+			s.prevBoxer.hang.Store(false) // the hung print ends with the engine
+		}
 		s.r.stop()
 		s.r.db.Close()
 		s.r = nil
@@ -444,9 +511,194 @@ func (s *scenario) exec(text string) {
 		s.boot()
 	case "records":
 		s.records(args)
+	case "labels":
+		// labels N: wait until N container labels were printed.
+		n, _ := strconv.Atoi(args[0])
+		s.waitUntil(fmt.Sprintf("%d container labels printed", n), func() bool { return s.boxCount() >= n })
+	case "labelsprinted":
+		// labelsprinted N: exactly N container labels so far.
+		n, _ := strconv.Atoi(args[0])
+		time.Sleep(30 * time.Millisecond) // asserting absence needs a pause
+		if got := s.boxCount(); got != n {
+			s.fatalf("%d container labels printed, want %d", got, n)
+		}
+	case "box":
+		// box N -> NAME: name the container of the N-th container label;
+		// box N level=L count=C: check the label.
+		n, _ := strconv.Atoi(args[0])
+		l := s.box(n)
+		sscc, ok := l.Data.Get("00")
+		if !ok || len(l.Data) != 1 || len(sscc) != 18 || gs1.VerifyCheckDigit(sscc) != nil || l.ID != sscc {
+			s.fatalf("container label %d: data %s, id %s: want (00) and a valid SSCC", n, l.Data.Bracketed(), l.ID)
+		}
+		if len(args) == 3 && args[1] == "->" {
+			s.names[args[2]] = sscc
+			return
+		}
+		for k, v := range kv(args[1:]) {
+			got := ""
+			switch k {
+			case "level":
+				got = string(l.Level)
+			case "count":
+				got = l.Text["COUNT"]
+			case "units":
+				got = l.Text["UNITS"]
+			case "gtin":
+				got = l.Text["GTIN"]
+			case "lot":
+				got = l.Text["LOT"]
+			case "sscc":
+				got = sscc
+				v = s.container(v)
+			default:
+				s.fatalf("box: unknown key %s", k)
+			}
+			if got != v {
+				s.fatalf("container label %d: %s=%s, want %s (label %+v)", n, k, got, v, l)
+			}
+		}
+	case "labelprinter":
+		// labelprinter fault=F|ok|fail|nofail|hang: the label printer's state.
+		s.engine()
+		b := s.r.boxer
+		if b == nil {
+			s.fatalf("no label printer: config label_printer=case,pallet")
+		}
+		switch args[0] {
+		case "ok":
+			empty := ""
+			b.fault.Store(&empty)
+		case "fail":
+			b.fail.Store(true)
+		case "nofail":
+			b.fail.Store(false)
+		case "hang":
+			b.hang.Store(true)
+		default:
+			f, ok := strings.CutPrefix(args[0], "fault=")
+			if !ok {
+				s.fatalf("labelprinter fault=F|ok|fail|nofail|hang")
+			}
+			b.fault.Store(&f)
+		}
+		want := "ok"
+		if f := b.fault.Load(); f != nil && *f != "" {
+			want = *f
+		}
+		s.waitUntil("the label printer's health to be "+want, func() bool {
+			return s.r.eng.Status().Devices["case-printer"] == want
+		})
+	case "reprint":
+		var sig *record.Signature
+		if len(args) > 1 && args[1] == "signed" {
+			sig = s.sig
+		}
+		s.lastErr = s.engine().ReprintLabel(ctx, s.container(args[0]), sig)
+	case "plc":
+		// plc reject=ok|refuse|hang[:D] counters=ok|fail
+		s.engine()
+		s.r.plc.mu.Lock()
+		for k, v := range kv(args) {
+			switch {
+			case k == "reject" && v == "ok":
+				s.r.plc.rejectMode = plcRejectOK
+			case k == "reject" && v == "refuse":
+				s.r.plc.rejectMode = plcRejectRefuse
+			case k == "reject" && strings.HasPrefix(v, "hang"):
+				s.r.plc.rejectMode, s.r.plc.hangFor = plcRejectHang, time.Hour
+				if d, ok := strings.CutPrefix(v, "hang:"); ok {
+					s.r.plc.hangFor, _ = time.ParseDuration(d)
+				}
+			case k == "counters":
+				s.r.plc.failCounters = v == "fail"
+			default:
+				s.fatalf("plc reject=ok|refuse|hang[:D] counters=ok|fail")
+			}
+		}
+		s.r.plc.mu.Unlock()
+	case "settle":
+		s.settleRejects()
+	case "await":
+		s.engine()
+		s.await(args)
+	case "quiet":
+		// quiet D: let the engine act for D (asserting absence needs a pause).
+		d, err := time.ParseDuration(args[0])
+		if err != nil {
+			s.fatalf("%v", err)
+		}
+		time.Sleep(d)
+	case "opencase":
+		// opencase -> NAME: name the case being filled.
+		st := s.r.eng.Status()
+		if st.OpenCase == "" || len(args) != 2 || args[0] != "->" {
+			s.fatalf("opencase -> NAME: open case %q", st.OpenCase)
+		}
+		s.names[args[1]] = st.OpenCase
+	case "pendinglabel":
+		// pendinglabel N -> NAME: name the container of the N-th pending label.
+		n, _ := strconv.Atoi(args[0])
+		st := s.r.eng.Status()
+		if n < 1 || n > len(st.LabelsPending) || len(args) != 3 {
+			s.fatalf("pendinglabel N -> NAME: pending %v", st.LabelsPending)
+		}
+		s.names[args[2]] = st.LabelsPending[n-1]
+	case "remember":
+		// remember unit:N -> NAME: the serial of label N, kept over restarts.
+		if len(args) != 3 || args[1] != "->" {
+			s.fatalf("remember unit:N -> NAME")
+		}
+		s.serials[args[2]] = s.serialRef(args[0])
+	case "presence":
+		// presence high|low: set product_present and wait until the engine read it.
+		p := s.r.plc
+		v := args[0] == "high"
+		p.mu.Lock()
+		p.present = v
+		n := p.presentSeenAs[v]
+		p.mu.Unlock()
+		s.waitUntil("product_present read "+args[0], func() bool { return p.seen(v) > n })
+	case "removed":
+		// removed unit:N|ID [signed]: a supervisor confirms the item whose
+		// reject was not delivered was found and removed.
+		var sig *record.Signature
+		if len(args) > 1 && args[1] == "signed" {
+			sig = s.sig
+		}
+		id := args[0]
+		if _, ok := s.serials[id]; ok || strings.HasPrefix(id, "unit:") {
+			id = s.serialRef(id)
+		}
+		s.lastErr = s.engine().ConfirmRemoval(ctx, id, "found at the end of the conveyor and destroyed", sig)
+	case "present":
+		// present: a unit passes the camera: presence high, then low.
+		s.exec("presence high")
+		s.exec("presence low")
+	case "counter":
+		// counter TAG=N: the PLC holds the counter value (retried writes).
+		for k, v := range kv(args) {
+			want, _ := strconv.ParseUint(v, 10, 64)
+			s.waitUntil(fmt.Sprintf("PLC counter %s=%d", k, want), func() bool { return s.r.plc.counter(k) == want })
+		}
 	default:
 		s.fatalf("unknown command %q", cmd)
 	}
+}
+
+// settleRejects waits until no reject pulse is on its way to the PLC.
+func (s *scenario) settleRejects() {
+	e := s.engine()
+	// Asked on the engine goroutine: the published status may lag the store.
+	s.waitUntil("reject pulses to settle", func() bool {
+		n, err := e.do(context.Background(), "pending rejects", func(tx *store.Tx) (any, error) {
+			if e.b == nil {
+				return 0, nil
+			}
+			return len(e.b.Rejects), nil
+		})
+		return err == nil && n.(int) == 0
+	})
 }
 
 func (s *scenario) unitStatus(serial string) string {
@@ -491,6 +743,29 @@ func (s *scenario) read(args []string) {
 func (s *scenario) expect(args []string) {
 	st := s.r.eng.Status()
 	for k, v := range kv(args) {
+		if got := s.value(st, k, v); got != v {
+			s.fatalf("expect %s=%s, got %s (status %+v)", k, v, got, st)
+		}
+	}
+}
+
+// await key=value...: wait until every expectation holds.
+func (s *scenario) await(args []string) {
+	want := kv(args)
+	s.waitUntil("await "+strings.Join(args, " "), func() bool {
+		st := s.r.eng.Status()
+		for k, v := range want {
+			if s.value(st, k, v) != v {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// value is what the status (or store) says about an expectation key.
+func (s *scenario) value(st Status, k, v string) string {
+	{
 		var got string
 		switch {
 		case k == "good":
@@ -542,12 +817,38 @@ func (s *scenario) expect(args []string) {
 			got = strconv.Itoa(st.Samples)
 		case k == "status_pool":
 			got = strconv.Itoa(st.Pools[0].Available)
+		case k == "triggers":
+			got = strconv.FormatInt(s.r.camera.triggers.Load(), 10)
+		case k == "plc_rejects":
+			got = strconv.Itoa(s.r.plc.Rejects())
+		case k == "labels_pending":
+			got = strconv.Itoa(len(st.LabelsPending))
+		case k == "waiting":
+			got = strconv.Itoa(len(st.WaitingForLabel))
+		case k == "undelivered":
+			got = strconv.Itoa(len(st.RejectsNotDelivered))
+		case strings.HasPrefix(k, "label:"):
+			got = s.containerLabel(s.container(strings.TrimPrefix(k, "label:")))
+		case strings.HasPrefix(k, "undelivered:"):
+			// undelivered:unit:N=CASE: the record names where to look.
+			id := s.serialRef(strings.TrimPrefix(k, "undelivered:"))
+			got = "not listed"
+			for _, u := range st.RejectsNotDelivered {
+				if u.ID == id {
+					got = u.Case
+					if c, ok := s.names[v]; ok && c == u.Case {
+						got = v
+					}
+				}
+			}
+		case strings.HasPrefix(k, "device:"):
+			got = st.Devices[strings.TrimPrefix(k, "device:")]
+		case k == "rejects_pending":
+			got = strconv.Itoa(st.RejectsPending)
 		default:
 			s.fatalf("unknown expectation %s", k)
 		}
-		if got != v {
-			s.fatalf("expect %s=%s, got %s (status %+v)", k, v, got, st)
-		}
+		return got
 	}
 }
 

@@ -103,6 +103,21 @@ type batch struct {
 	// PendingConfig is the hash of a changed line config waiting for the
 	// batch to close (the batch keeps the config it started with).
 	PendingConfig string `json:"pending_config,omitempty"`
+	// Waiting lists full containers (sequential aggregation) that wait for
+	// their level's label printer before they close, in order.
+	Waiting []string `json:"waiting,omitempty"`
+	// LabelsQueued are containers whose SSCC label was handed to their
+	// printer and whose outcome is not known yet; LabelsPending those whose
+	// label may not have printed (failed, or unknown after a restart): they
+	// wait for an e-signed reprint.
+	LabelsQueued  []string `json:"labels_queued,omitempty"`
+	LabelsPending []string `json:"labels_pending,omitempty"`
+	// Rejects are reject pulses on their way to the PLC; Undelivered the
+	// ones that did not reach it by their deadline, each waiting for a
+	// supervisor to confirm the item was found and removed.
+	Rejects         []pendingReject `json:"rejects,omitempty"`
+	Undelivered     []pendingReject `json:"undelivered,omitempty"`
+	CaseReadRejects int             `json:"case_read_rejects,omitempty"`
 
 	NextSeq        uint64         `json:"next_seq"`
 	Commissioned   int            `json:"commissioned"`
@@ -129,6 +144,10 @@ type container struct {
 	Children []string `json:"children"` // unit ids "(01)gtin(21)serial" or case SSCCs
 	Closed   bool     `json:"closed"`
 	Partial  bool     `json:"partial,omitempty"`
+	// Label is the state of the container's SSCC label when a printer
+	// labels its level: queued, sent or pending (reprint needed); empty
+	// when no printer labels the level.
+	Label string `json:"label,omitempty"`
 }
 
 func unitKey(gtin, serial string) []byte {

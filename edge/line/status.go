@@ -65,6 +65,17 @@ type Status struct {
 	// open); ConfigPending a changed config waiting for the batch to close.
 	ConfigHash    string `json:"config_hash"`
 	ConfigPending string `json:"config_pending,omitempty"`
+	// LabelsPending are closed containers whose SSCC label may not have
+	// printed (reprint needed); WaitingForLabel full containers that close
+	// when their label printer is ready.
+	LabelsPending   []string `json:"labels_pending,omitempty"`
+	WaitingForLabel []string `json:"waiting_for_label,omitempty"`
+	// RejectsNotDelivered are rejected items that may have gone
+	// downstream: the batch stays held until each one's removal is
+	// confirmed.
+	RejectsNotDelivered []UndeliveredReject `json:"rejects_not_delivered,omitempty"`
+	// RejectsPending is the number of reject pulses on their way to the PLC.
+	RejectsPending int `json:"rejects_pending"`
 }
 
 // OpenContainer is an open case or pallet and how full it is.
@@ -97,7 +108,7 @@ func (e *Engine) Status() Status {
 
 func (e *Engine) publish() {
 	s := &Status{Line: e.cfg.Line.ID, Edge: e.cfg.Edge.ID, Devices: map[string]string{}}
-	for _, name := range []string{e.dev.PrinterName, e.dev.CameraName, e.dev.PLCName} {
+	for _, name := range e.deviceNames() {
 		h, ok := e.health[name]
 		s.Devices[name] = healthText(h, ok)
 	}
@@ -111,7 +122,7 @@ func (e *Engine) publish() {
 		s.State, s.PackML = "Stopped", PackMLStopped
 	case b.State == BatchComplete:
 		s.State, s.PackML = "Complete", PackMLComplete
-	case !e.devicesOK():
+	case !e.devicesOK() || e.gated:
 		s.State, s.PackML = "Suspended", PackMLSuspended
 	default:
 		s.State, s.PackML = "Execute", PackMLExecute
@@ -136,6 +147,10 @@ func (e *Engine) publish() {
 		}
 		s.Samples, s.SamplesPlanned = b.Samples, b.SamplesPlanned
 		s.ConfigPending = b.PendingConfig
+		s.LabelsPending = append([]string(nil), b.LabelsPending...)
+		s.WaitingForLabel = append([]string(nil), b.Waiting...)
+		s.RejectsNotDelivered = e.undeliveredList()
+		s.RejectsPending = len(b.Rejects)
 	}
 	s.ConfigHash = e.cfg.Hash
 	e.readStatus(s)

@@ -19,6 +19,7 @@ import (
 // its label goes to the printer only after commit. Challenge units go first.
 func (e *Engine) fill(tx *store.Tx) (bool, error) {
 	b := e.b
+	e.gated = false
 	if held, err := e.backpressure(tx); held || err != nil {
 		return held, err
 	}
@@ -29,8 +30,18 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 	if e.fillChallenge(tx) {
 		return true, nil
 	}
+	// A label printer sequential aggregation needs is not ready: only as
+	// many units as fit without filling another container of its level.
+	room, err := e.labelRoom(tx)
+	if err != nil {
+		return false, err
+	}
 	dirty := false
 	for len(b.InFlight) < e.ahead && b.Good+len(b.InFlight) < b.Planned {
+		if room == 0 {
+			e.gated = true
+			break
+		}
 		gtin, serial, err := serials.Take(tx, b.ID)
 		if errors.Is(err, serials.ErrExhausted) {
 			// Rejects used up the overage: top the batch up from the pool
@@ -67,6 +78,9 @@ func (e *Engine) fill(tx *store.Tx) (bool, error) {
 		}
 		b.InFlight = append(b.InFlight, inflight{Serial: serial, Seq: b.NextSeq, SentAt: now.UnixNano()})
 		b.Commissioned++
+		if room > 0 {
+			room--
+		}
 		b.LastSerial = serial
 		if err := e.equipmentCommissioned(tx, serial); err != nil {
 			return dirty, err
@@ -211,7 +225,7 @@ func (e *Engine) judge(tx *store.Tx, f inflight, r drivers.Reading, els gs1.Elem
 		return err
 	}
 	// The reject pulse first: the gate is time-critical, the counters are not.
-	e.fx.plc = append(e.fx.plc, plcOp{reject: true})
+	e.reject(f.Serial, f.Serial, reason)
 	e.countReject(reason)
 	e.speed.add(now)
 	// A rejected unit leaves the line at the gate: its serial is taken out of

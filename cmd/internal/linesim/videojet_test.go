@@ -159,6 +159,9 @@ devices:
 	sample := strings.ReplaceAll("\n"+videojet.SampleConfig, "\n", "\n    ")
 	good := strings.Replace(strings.Replace(bad, "  printers:\n", "  printers:"+sample+"\n", 1), "    - {name: p", "#", 1)
 	good = strings.Replace(strings.Replace(good, "    - {name: q", "#", 1), "    - {name: r", "#", 1)
+	// Its two printers are alternatives for the unit labels: as one line,
+	// the second labels cases (a printer labels at least one level).
+	good = strings.Replace(good, "- name: printer-2\n", "- name: printer-2\n      levels: [case]\n", 1)
 	if l, err := config.Parse("sample.yaml", []byte(good)); err != nil || len(l.Devices.Printers) != 2 {
 		t.Fatalf("sample.yaml in a line config: %v\n%s", err, good)
 	}

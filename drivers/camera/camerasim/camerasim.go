@@ -3,8 +3,11 @@
 // result line per unit in the driver's default format for its profile:
 // dataman "]d2<data>|<grade>" continuously, keyence "<data>:<grade>" or
 // "ERROR" after each "LON" trigger (preceded by the command response
-// "OK,LON", as the SR series answers). Outcomes are drawn from configured
-// rates with a seeded generator, or forced one by one for scenario tests.
+// "OK,LON", as the SR series answers). A keyence trigger with nothing in view
+// keeps reading for Options.ReadWindow (the SR series' read time): the next
+// unit seen within it is the result, else "ERROR". Outcomes are drawn from
+// configured rates with a seeded generator, or forced one by one for
+// scenario tests.
 package camerasim
 
 import (
@@ -42,6 +45,9 @@ type Options struct {
 	Seed    uint64
 	Rates   Rates
 	Delay   time.Duration // between seeing a unit and its result line
+	// ReadWindow (keyence) is how long a trigger keeps reading when no
+	// unit is in view; 0 answers ERROR at once.
+	ReadWindow time.Duration
 }
 
 // Rates are the probabilities of each bad outcome per unit.
@@ -61,7 +67,9 @@ type Sim struct {
 	prev    string
 	silent  bool
 	conns   map[net.Conn]bool
-	pending []string // keyence: lines waiting for a trigger
+	pending []string  // keyence: lines waiting for a trigger
+	waiters []*waiter // keyence: triggers reading, waiting for a unit
+	trigs   int
 	seen    int
 	counts  map[Outcome]int
 	lines   chan string
@@ -152,6 +160,16 @@ func (s *Sim) Counts() (seen int, outcomes map[Outcome]int) {
 	}
 	return s.seen, m
 }
+
+// Triggers is the number of read triggers (LON) received.
+func (s *Sim) Triggers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.trigs
+}
+
+// waiter is a keyence trigger reading within its window.
+type waiter struct{ t *time.Timer }
 
 // Clients is the number of connected clients.
 func (s *Sim) Clients() int {
@@ -332,6 +350,15 @@ func (s *Sim) broadcast(ctx context.Context) {
 		case line := <-s.lines:
 			if s.opt.Profile == "keyence" {
 				s.mu.Lock()
+				if len(s.waiters) > 0 {
+					// A trigger is reading: this unit is its result.
+					w := s.waiters[0]
+					s.waiters = s.waiters[1:]
+					w.t.Stop()
+					s.mu.Unlock()
+					s.send(line)
+					continue
+				}
 				s.pending = append(s.pending, line)
 				s.mu.Unlock()
 				continue
@@ -339,6 +366,20 @@ func (s *Sim) broadcast(ctx context.Context) {
 			s.send(line)
 		}
 	}
+}
+
+// expire ends a trigger's read window with a no-read, unless a unit came.
+func (s *Sim) expire(w *waiter) {
+	s.mu.Lock()
+	for i, x := range s.waiters {
+		if x == w {
+			s.waiters = append(s.waiters[:i:i], s.waiters[i+1:]...)
+			s.mu.Unlock()
+			s.send("ERROR")
+			return
+		}
+	}
+	s.mu.Unlock()
 }
 
 func (s *Sim) readCommands(c net.Conn) {
@@ -359,15 +400,25 @@ func (s *Sim) readCommands(c net.Conn) {
 		switch {
 		case cmd == "LON":
 			s.mu.Lock()
+			s.trigs++
 			var out string
-			if len(s.pending) > 0 {
+			switch {
+			case len(s.pending) > 0:
 				out, s.pending = s.pending[0], s.pending[1:]
-			} else {
+			case s.opt.ReadWindow > 0:
+				// Nothing in view yet: read until a unit comes or the
+				// window ends.
+				w := &waiter{}
+				w.t = time.AfterFunc(s.opt.ReadWindow, func() { s.expire(w) })
+				s.waiters = append(s.waiters, w)
+			default:
 				out = "ERROR" // triggered with nothing in view
 			}
 			s.mu.Unlock()
 			s.send("OK,LON") // the command response, then the read result
-			s.send(out)
+			if out != "" {
+				s.send(out)
+			}
 		case cmd == "LOFF":
 			s.send("OK,LOFF")
 		case cmd != "" && s.opt.Profile == "keyence" && !strings.HasPrefix(cmd, "||"):

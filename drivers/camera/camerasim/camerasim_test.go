@@ -1,7 +1,13 @@
 package camerasim
 
 import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -54,3 +60,55 @@ func TestRatesSeeded(t *testing.T) {
 }
 
 func nopLog() zerolog.Logger { return zerolog.Nop() }
+
+// A keyence trigger with nothing in view reads for its window: a unit seen
+// within it is the result; otherwise the window ends with ERROR. Triggers
+// and units pair in order.
+func TestKeyenceReadWindow(t *testing.T) {
+	s := New(Options{Profile: "keyence", ReadWindow: 300 * time.Millisecond}, nopLog())
+	if _, err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx)
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rd := bufio.NewReader(c)
+	next := func() string {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		l, err := rd.ReadString('\r')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSuffix(l, "\r")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Clients() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Fprint(c, "LON\rLON\r")
+	if a, b := next(), next(); a != "OK,LON" || b != "OK,LON" {
+		t.Fatalf("responses %q %q", a, b)
+	}
+	s.See("0121A1") // both triggers are reading: the first gets this unit
+	if got := next(); got != "0121A1:A" {
+		t.Fatalf("first trigger: %q", got)
+	}
+	start := time.Now()
+	if got := next(); got != "ERROR" || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("second trigger: %q after %s, want ERROR at the end of its window", got, time.Since(start))
+	}
+	s.See("0121A2") // nobody reading: it waits for the next trigger
+	fmt.Fprint(c, "LON\r")
+	if a, b := next(), next(); a != "OK,LON" || b != "0121A2:A" {
+		t.Fatalf("trigger after the unit: %q %q", a, b)
+	}
+	if n := s.Triggers(); n != 3 {
+		t.Fatalf("%d triggers, want 3", n)
+	}
+}

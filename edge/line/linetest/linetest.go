@@ -6,6 +6,7 @@ package linetest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,8 @@ type Line struct {
 	mu     sync.Mutex
 	labels []drivers.Label
 	seen   chan struct{} // closed and replaced at every printed label
+	boxes  []drivers.Label
+	ctx    context.Context
 }
 
 // New starts the conveyor; it stops with ctx.
@@ -43,6 +46,7 @@ func New(ctx context.Context, out Outcome) *Line {
 		Camera:  &Camera{in: make(chan drivers.Reading, 4096)},
 		PLC:     &PLC{},
 		seen:    make(chan struct{}),
+		ctx:     ctx,
 	}
 	go func() {
 		n := 0
@@ -76,6 +80,33 @@ func New(ctx context.Context, out Outcome) *Line {
 // Devices returns the devices for line.Options (named printer-1, camera-1, plc-1).
 func (l *Line) Devices() line.Devices {
 	return line.Devices{Printer: l.Printer, PrinterName: "printer-1", Camera: l.Camera, CameraName: "camera-1", PLC: l.PLC, PLCName: "plc-1"}
+}
+
+// LabelPrinter returns a fake printer of container labels for the levels
+// (named label-printer); the labels it prints are kept (Boxes), never seen
+// by the camera.
+func (l *Line) LabelPrinter(levels ...drivers.Level) line.LabelPrinter {
+	p := &Printer{out: make(chan drivers.Label, 256)}
+	go func() {
+		for {
+			select {
+			case <-l.ctx.Done():
+				return
+			case lb := <-p.out:
+				l.mu.Lock()
+				l.boxes = append(l.boxes, lb)
+				l.mu.Unlock()
+			}
+		}
+	}()
+	return line.LabelPrinter{Name: "label-printer", Printer: p, Levels: levels}
+}
+
+// Boxes returns the container labels the label printer printed, in order.
+func (l *Line) Boxes() []drivers.Label {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]drivers.Label(nil), l.boxes...)
 }
 
 // Labels returns every label printed so far, in order.
@@ -149,16 +180,21 @@ func (c *Camera) Read(ctx context.Context) (drivers.Reading, error) {
 func (c *Camera) Close() error { return nil }
 
 // PLC is a fake PLC that counts reject pulses; OnReject, if set before the
-// engine runs, is called at every reject pulse.
+// engine runs, is called at every reject pulse. With RefuseRejects set it
+// refuses every reject write (a Modbus exception).
 type PLC struct {
-	mu       sync.Mutex
-	rejects  int
-	uints    map[string]uint64
-	OnReject func()
+	mu            sync.Mutex
+	rejects       int
+	uints         map[string]uint64
+	OnReject      func()
+	RefuseRejects atomic.Bool
 }
 
 func (p *PLC) Connect(ctx context.Context) error { return nil }
 func (p *PLC) WriteBool(ctx context.Context, tag string, v bool) error {
+	if tag == "reject" && v && p.RefuseRejects.Load() {
+		return drivers.NewDeviceError("plc-1", "tag reject write", fmt.Errorf("%w: modbus exception 4 (server device failure)", drivers.ErrDeviceFault), nil)
+	}
 	if tag == "reject" && v {
 		if p.OnReject != nil {
 			p.OnReject()
