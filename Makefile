@@ -29,13 +29,24 @@ test: vet
 test-short:
 	$(GO) test -race -short $(PKGS)
 
-# Runs every native fuzz target for $(FUZZTIME) each.
+# Runs every native fuzz target for $(FUZZTIME) each. Go 1.26's fuzz
+# coordinator can report a bare "context deadline exceeded" when -fuzztime
+# expires while a worker is mid-call (go.dev/issue/75804, fixed in 1.27):
+# such a run, with no failing input written and no panic, is run once more;
+# anything else fails.
 fuzz:
-	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for pkg in $$($(GO) list $(PKGS)); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$f"; \
-	    $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/serialine-fuzz.log 2>&1 || { cat /tmp/serialine-fuzz.log; exit 1; }; \
+	    for try in 1 2; do \
+	      if $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1; then break; fi; \
+	      if [ $$try = 1 ] && grep -q 'context deadline exceeded' $$log && ! grep -q 'Failing input written\|panic:\|_test.go:[0-9]' $$log; then \
+	        echo "  (fuzz coordinator deadline race, no failing input: once more)"; continue; \
+	      fi; \
+	      cat $$log; exit 1; \
+	    done; \
 	  done; \
 	done
 

@@ -75,11 +75,17 @@ func ParseCSV(r io.Reader, name string) ([]Request, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			probs = append(probs, Problem{fmt.Sprintf("%s:%d", name, lineOf(err, line)), errText(err)})
+			// FieldPos is only defined for a row that was read: a parse
+			// error names its own line.
+			probs = append(probs, Problem{fmt.Sprintf("%s:%d", name, lineOf(err, n+2)), errText(err)})
+			var pe *csv.ParseError
+			if !errors.As(err, &pe) {
+				break // not a parse error: the reader cannot go on
+			}
 			continue
 		}
+		line, _ := cr.FieldPos(0)
 		if n >= MaxCSVRows {
 			return nil, fmt.Errorf("%s: more than %d rows", name, MaxCSVRows)
 		}

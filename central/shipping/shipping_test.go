@@ -178,6 +178,7 @@ func TestParseCSVErrors(t *testing.T) {
 		"sscc,destination_gln,destination_name,shipped_at\n1,2,3,yesterday\n":                                                                             `w.csv:2: shipped_at "yesterday"`,
 		"sscc,destination_gln,destination_name,shipped_at\n,2,3,2026-11-24T10:00:00Z\n":                                                                   "w.csv:2: sscc is empty",
 		"sscc,destination_gln,destination_name,shipped_at\n1,2,\"3,2026\n":                                                                                "w.csv:2:",
+		"sscc,destination_gln,destination_name,shipped_at,shipment\n0\"000":                                                                               `w.csv:2: bare " in non-quoted-field`, // found by FuzzParseCSV: a row that fails to parse has no field positions
 		"sscc,destination_gln,destination_name,shipped_at,shipment\n1,9506000000015,a,2026-11-24T10:00:00Z,X\n2,9506000000015,b,2026-11-24T10:00:00Z,X\n": "w.csv:3: shipment X: destination or ship time differ from line 2",
 	}
 	for in, want := range cases {
