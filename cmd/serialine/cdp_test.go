@@ -256,13 +256,30 @@ func (b *browser) navigate(url string) {
 	b.waitFor("page "+url+" loaded", `document.readyState === "complete" && location.href !== "about:blank"`, 20*time.Second)
 }
 
-// click dispatches a real mouse click at the centre of the element.
+// click dispatches a real mouse click at the centre of the element, once
+// the page has run its scripts (a click before app.js bound its handlers
+// would be lost) and the element is the one under that point (not covered,
+// not still moving after scrollIntoView).
 func (b *browser) click(selector string) {
 	b.t.Helper()
-	var pos struct{ X, Y float64 }
-	js := fmt.Sprintf(`(function(){var e=document.querySelector(%q); if(!e) throw new Error("no element %s"); e.scrollIntoView({block:"center"}); var r=e.getBoundingClientRect(); return {X:r.left+r.width/2, Y:r.top+r.height/2};})()`, selector, selector)
-	if err := b.eval(js, &pos); err != nil {
-		b.t.Fatal(err)
+	b.waitFor("the page's scripts before clicking "+selector, `document.readyState === "complete"`, 20*time.Second)
+	var pos struct {
+		X, Y float64
+		Hit  bool
+	}
+	js := fmt.Sprintf(`(function(){var e=document.querySelector(%q); if(!e) throw new Error("no element %s"); e.scrollIntoView({block:"center", behavior:"instant"}); var r=e.getBoundingClientRect(); var x=r.left+r.width/2, y=r.top+r.height/2; var h=document.elementFromPoint(x, y); return {X:x, Y:y, Hit: !!h && (h === e || e.contains(h))};})()`, selector, selector)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := b.eval(js, &pos); err != nil {
+			b.t.Fatal(err)
+		}
+		if pos.Hit {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s is not the element under its own centre (covered or moving)", selector)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	for _, typ := range []string{"mouseMoved", "mousePressed", "mouseReleased"} {
 		b.call("Input.dispatchMouseEvent", map[string]any{"type": typ, "x": pos.X, "y": pos.Y, "button": "left", "clickCount": 1})
