@@ -64,6 +64,12 @@ func loadConfig(fs *flag.FlagSet, args []string) (*config.Central, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if fs.NArg() > 0 {
+		if fs.Name() == "serialine-central" {
+			return nil, fmt.Errorf("unknown command or argument %q (commands: user, enroll, rotate-key, verify, export-records, version; flags: -h)", fs.Arg(0))
+		}
+		return nil, fmt.Errorf("%s: unexpected argument %q (flags: -h)", fs.Name(), fs.Arg(0))
+	}
 	var cfg *config.Central
 	if *path != "" {
 		c, err := config.Load(*path)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,4 +117,27 @@ func mustHead(t *testing.T, st store.Store, edge string) record.Head {
 		t.Fatalf("head of %s: %v %v", edge, ok, err)
 	}
 	return h
+}
+
+// A stray word is refused, never silently ignored: `serialine-central help`
+// must not start a central in ./data.
+func TestStrayArguments(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"serialine-central", []string{"help"}, `unknown command or argument "help"`},
+		{"serialine-central", []string{"--db", "x.db", "start"}, `unknown command or argument "start"`},
+		{"user add", []string{"--db", "x.db", "extra"}, `user add: unexpected argument "extra"`},
+	} {
+		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		if _, err := loadConfig(fs, c.args); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %v: %v, want %q", c.name, c.args, err, c.want)
+		}
+	}
+	fs := flag.NewFlagSet("serialine-central", flag.ContinueOnError)
+	if _, err := loadConfig(fs, []string{"--db", filepath.Join(t.TempDir(), "c.db")}); err != nil {
+		t.Errorf("flags only: %v", err)
+	}
 }

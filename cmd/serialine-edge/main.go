@@ -55,6 +55,10 @@ func main() {
 	if err := fs.Parse(args); err != nil {
 		os.Exit(2)
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "serialine-edge: unknown command or argument %q (commands: key, key rotate, version; flags: -h)\n", fs.Arg(0))
+		os.Exit(2)
+	}
 	if *path == "" {
 		fmt.Fprintln(os.Stderr, "serialine-edge: --config is required")
 		os.Exit(2)

@@ -89,6 +89,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serialine-sim: unexpected argument %q (flags: -h)\n", fs.Arg(0))
+		return 2
+	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "serialine-sim: --config is required")
 		return 2

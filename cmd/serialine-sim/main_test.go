@@ -289,6 +289,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--config", cfg, "--no-read-rate", "0.6", "--garbage-rate", "0.6"}, 2, "add up to more than 1"},
 		{[]string{"--config", filepath.Join(t.TempDir(), "none.yaml")}, 1, "none.yaml"},
 		{[]string{"--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"--config", cfg, "help"}, 2, `unexpected argument "help"`},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), c.args, &out, &errOut); code != c.code || !strings.Contains(errOut.String(), c.want) {
