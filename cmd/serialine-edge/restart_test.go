@@ -17,6 +17,8 @@ import (
 
 	centralapp "github.com/serialine/serialine/central/app"
 	centralcfg "github.com/serialine/serialine/central/config"
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/serialine/serialine/cmd/internal/linesim"
 	"github.com/serialine/serialine/edge/config"
 	"github.com/serialine/serialine/edge/devices"
@@ -49,6 +51,8 @@ devices:
       driver: modbus
       address: "%s"
       options: {tags: {reject: {coil: 0}}}
+users:
+  - {id: sup, name: Sam Supervisor, role: supervisor, password_hash: "%s"}
 `
 
 func buildEdge(t testing.TB) string {
@@ -107,9 +111,14 @@ func TestKillEdgeMidBatch(t *testing.T) {
 	}()
 
 	edgeID := "edge-restart"
+	hash, err := bcrypt.GenerateFromPassword([]byte("sup-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	supHash := string(hash)
 	cfgText := func(broker string) string {
 		return fmt.Sprintf(lineTemplate, edgeID, filepath.Join(dir, "edge"), broker, edgeID, "edge-secret-1",
-			sims.Addr("printer-1"), cams.Addr("camera-1"), sims.Addr("plc-1"))
+			sims.Addr("printer-1"), cams.Addr("camera-1"), sims.Addr("plc-1"), supHash)
 	}
 	cfgPath := filepath.Join(dir, "line.yaml")
 	// The key first (the edge generates it), then central with it enrolled.
@@ -137,47 +146,53 @@ func TestKillEdgeMidBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "--config", cfgPath, "--log-json", "--log-level", "warn")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
 	good := func() int {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(printed)
 	}
-	waitPrinted := func(n int) {
+	// waitPrinted plays the supervisor too: units that were in flight at a
+	// kill hold the line until each is confirmed found and removed.
+	removed := 0
+	waitPrinted := func(p *edgeProc, n int) {
 		deadline := time.Now().Add(60 * time.Second)
 		for good() < n {
 			if time.Now().After(deadline) {
-				t.Fatalf("only %d labels printed, want %d", good(), n)
+				t.Fatalf("only %d labels printed, want %d; status %+v", good(), n, p.status(t))
+			}
+			if st := p.status(t); st.BatchState == "held" && len(st.RejectsNotDelivered) > 0 {
+				for _, r := range st.RejectsNotDelivered {
+					sig := map[string]string{"user": "sup", "password": "sup-pw", "meaning": "the unit was found and removed", "reason": "restart test"}
+					if code, out := p.post(t, "/api/v1/rejects/"+r.ID+"/removed", map[string]any{"note": "found after the kill", "signature": sig}); code != 200 {
+						t.Fatalf("confirm removal of %s: %d %v", r.ID, code, out)
+					}
+					removed++
+				}
+				if code, out := p.post(t, "/api/v1/batch/resume", map[string]string{"reason": "units in flight at the kill removed"}); code != 200 {
+					t.Fatalf("resume: %d %v", code, out)
+				}
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	for i, at := range []int{60, 180} {
-		cmd := start()
-		waitPrinted(at)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p, _ := startEdgeProc(t, bin, cfgPath, 30*time.Second)
+		waitPrinted(p, at)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		cmd.Wait()
+		p.cmd.Wait()
 		t.Logf("kill %d after %d labels", i+1, good())
 	}
 	// Last run: let it work, then stop it gracefully once central holds
 	// everything it wrote.
-	cmd := start()
-	waitPrinted(260)
+	p, _ := startEdgeProc(t, bin, cfgPath, 30*time.Second)
+	waitPrinted(p, 260)
 	key, err := identity.Load(filepath.Join(dir, "edge", "edge.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
+	p.stop()
 	// Once stopped, central must still get everything: start once more
 	// and wait for the last acknowledgement... the store tells us.
 	db, err := store.Open(filepath.Join(dir, "edge", "edge.db"), store.Options{EdgeID: edgeID, Key: key})
@@ -252,5 +267,8 @@ func TestKillEdgeMidBatch(t *testing.T) {
 	if restartDecom == 0 {
 		t.Fatal("no unit was in flight at a kill: the test did not test the restart")
 	}
-	t.Logf("%d labels printed, %d records, %d units decommissioned after kills", len(printed), head.Seq, restartDecom)
+	if removed < restartDecom { // plus any reject pulse on its way at a kill
+		t.Fatalf("%d units decommissioned after kills, only %d confirmed removed", restartDecom, removed)
+	}
+	t.Logf("%d labels printed, %d records, %d units decommissioned after kills, each confirmed removed", len(printed), head.Seq, restartDecom)
 }

@@ -327,7 +327,15 @@ func (e *Engine) recoverState() error {
 		if err := e.setPending(tx, pending, file); err != nil {
 			return err
 		}
-		for _, f := range b.InFlight {
+		// A unit that was between printer and camera has no verdict and
+		// got no reject pulse: its serial is decommissioned and, because
+		// the physical unit may be travelling on unverified, the line is
+		// held until a supervisor confirms it was found and removed (the
+		// same path as a reject that was not delivered).
+		restarted := b.InFlight
+		b.InFlight = nil
+		now := e.now()
+		for _, f := range restarted {
 			if f.Challenge != "" {
 				e.requeueChallenge(f.Challenge)
 				continue
@@ -336,8 +344,14 @@ func (e *Engine) recoverState() error {
 				return err
 			}
 			e.countReject(ReasonRestart)
+			if err := e.undelivered(tx, pendingReject{
+				ID: f.Serial, Serial: f.Serial, Reason: ReasonRestart, Case: b.OpenCase,
+				At: f.SentAt, Deadline: now.UnixNano(),
+				Detail: "the edge stopped while the unit was between printer and camera: no verdict, no reject pulse",
+			}); err != nil {
+				return err
+			}
 		}
-		b.InFlight = nil
 		// Labels and reject pulses whose outcome was not known when the
 		// edge stopped: a label is pending (reprint after a check), a
 		// reject counts as not delivered (the unit may be downstream).

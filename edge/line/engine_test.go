@@ -198,8 +198,9 @@ func TestCloseInterlock(t *testing.T) {
 	}
 }
 
-// A restart mid-batch: units in flight at the crash are decommissioned, no
-// serial is ever issued twice, and the chain continues.
+// A restart mid-batch: units in flight at the crash are decommissioned and
+// hold the line until found, no serial is ever issued twice, and the chain
+// continues.
 func TestRestartMidBatch(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(5, 100)
@@ -220,6 +221,27 @@ func TestRestartMidBatch(t *testing.T) {
 	r.db.Close()
 
 	r2 := newRig(t, cfg, dir, good)
+	// The units in flight may have gone on unverified: the line is held
+	// until a supervisor confirms each was found and removed.
+	held := r2.waitFor("held for the units in flight", func(s Status) bool { return s.BatchState == "held" && len(s.RejectsNotDelivered) > 0 })
+	if held.Reasons[ReasonRestart] != len(held.RejectsNotDelivered) {
+		t.Fatalf("%d decommissioned at restart, %d to find", held.Reasons[ReasonRestart], len(held.RejectsNotDelivered))
+	}
+	ctx := context.Background()
+	if err := r2.eng.Resume(ctx, "sup", "too early"); err == nil {
+		t.Fatal("resumed before the units in flight were found")
+	}
+	for _, u := range held.RejectsNotDelivered {
+		if u.Reason != ReasonRestart || u.Unit == "" {
+			t.Fatalf("item to find: %+v", u)
+		}
+		if err := r2.eng.ConfirmRemoval(ctx, u.ID, "found before the camera", &record.Signature{User: "sup", Meaning: "the unit was found and removed"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r2.eng.Resume(ctx, "sup", "units in flight removed"); err != nil {
+		t.Fatal(err)
+	}
 	s := r2.waitFor("batch complete", func(s Status) bool { return s.State == "Complete" })
 	r2.stop()
 	recs := records(t, r2)

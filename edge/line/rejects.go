@@ -123,6 +123,9 @@ func (e *Engine) undelivered(tx *store.Tx, p pendingReject) error {
 		where = ", most likely in case " + p.Case
 	}
 	msg := fmt.Sprintf("the reject of %s (%s) did not reach the PLC by its deadline (%s): it may have gone downstream%s; find and remove it, then a supervisor confirms; line held", p.ID, p.Reason, p.Detail, where)
+	if p.Reason == ReasonRestart {
+		msg = fmt.Sprintf("unit %s was in flight when the edge stopped (%s): it may have gone downstream%s; find and remove it, then a supervisor confirms; line held", p.ID, p.Detail, where)
+	}
 	e.log.Error().Str("batch", b.ID).Str("reject", p.ID).Str("reason", p.Reason).Str("case", p.Case).Str("detail", p.Detail).Msg("reject not delivered: line held")
 	if err := e.alarm(tx, alarmRejectNotDelivered, true, msg); err != nil {
 		return err

@@ -660,13 +660,24 @@ func (s *scenario) exec(text string) {
 		p.mu.Unlock()
 		s.waitUntil("product_present read "+args[0], func() bool { return p.seen(v) > n })
 	case "removed":
-		// removed unit:N|ID [signed]: a supervisor confirms the item whose
-		// reject was not delivered was found and removed.
+		// removed unit:N|ID|all [signed]: a supervisor confirms the item
+		// whose reject was not delivered was found and removed.
 		var sig *record.Signature
 		if len(args) > 1 && args[1] == "signed" {
 			sig = s.sig
 		}
 		id := args[0]
+		if id == "all" {
+			// removed all [signed]: every item the status lists.
+			s.lastErr = nil
+			for _, u := range s.engine().Status().RejectsNotDelivered {
+				if err := s.engine().ConfirmRemoval(ctx, u.ID, "found at the end of the conveyor and destroyed", sig); err != nil {
+					s.lastErr = err
+					break
+				}
+			}
+			break
+		}
 		if _, ok := s.serials[id]; ok || strings.HasPrefix(id, "unit:") {
 			id = s.serialRef(id)
 		}
