@@ -37,7 +37,7 @@ commands:
   ship add        record one shipment (SSCCs to a destination GLN) through central's API
   version         print the version
 
-` + operatorUsage
+` + operatorUsage + "\n" + equipmentUsage
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -48,9 +48,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	switch args[0] {
-	case "status", "batch", "container", "unit", "serials", "challenge":
+	if args[0] != "config" && isOperatorCommand(args[0]) {
 		return operatorCmd(args, defaultOperatorEnv(stdout, stderr))
+	}
+	switch args[0] {
 	case "demo":
 		return demoCmd(args[1:], stdout, stderr)
 	case "config":

@@ -72,10 +72,9 @@ func defaultOperatorEnv(stdout, stderr io.Writer) *operatorEnv {
 func operatorCmd(args []string, env *operatorEnv) int {
 	cmd, sub := args[0], ""
 	rest := args[1:]
-	switch cmd {
-	case "batch", "container", "unit", "serials", "config", "reject":
+	if _, single := operations[cmd]; !single {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			fmt.Fprintf(env.stderr, "usage: serialine %s SUBCOMMAND ...\n\n%s", cmd, operatorUsage)
+			fmt.Fprintf(env.stderr, "usage: serialine %s SUBCOMMAND ...\n\n%s\n%s", cmd, operatorUsage, equipmentUsage)
 			return 2
 		}
 		sub, rest = rest[0], rest[1:]
@@ -83,7 +82,7 @@ func operatorCmd(args []string, env *operatorEnv) int {
 	name := strings.TrimSpace(cmd + " " + sub)
 	op, ok := operations[name]
 	if !ok {
-		fmt.Fprintf(env.stderr, "serialine: unknown command %q\n\n%s", name, operatorUsage)
+		fmt.Fprintf(env.stderr, "serialine: unknown command %q\n\n%s\n%s", name, operatorUsage, equipmentUsage)
 		return 2
 	}
 	o := &opCtx{env: env, name: name}
@@ -567,7 +566,22 @@ func batchTransition(route, what string) operation {
 
 var operations map[string]operation
 
+// isOperatorCommand: word is the first word of an operator command.
+func isOperatorCommand(word string) bool {
+	for name := range operations {
+		if first, _, _ := strings.Cut(name, " "); first == word {
+			return true
+		}
+	}
+	return false
+}
+
 func init() {
+	defer func() {
+		for name, op := range equipmentOperations() {
+			operations[name] = op
+		}
+	}()
 	operations = map[string]operation{
 		"status": {run: func(o *opCtx) error {
 			if err := o.nargs(0, "no arguments"); err != nil {

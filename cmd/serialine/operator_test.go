@@ -43,6 +43,10 @@ devices:
   printers: [{name: printer-1, driver: zebra, address: "127.0.0.1:9"}]
   cameras: [{name: camera-1, driver: dataman, address: "127.0.0.1:9"}]
   plcs: [{name: plc-1, driver: modbus, address: "127.0.0.1:9", options: {tags: {reject: {coil: 0}}}}]
+equipment:
+  items:
+    - name: camera-1
+      calibration: {interval: 87600h, tolerance: 168h, last_done: "2026-01-05", reference: CAL-2026-0001}
 users:
   - {id: op, name: Olivia Operator, role: operator, password_hash: "%s"}
   - {id: sup, name: Sam Supervisor, role: supervisor, password_hash: "%s"}
@@ -352,6 +356,67 @@ func TestOperatorCLI(t *testing.T) {
 	if challenges != 1 {
 		t.Fatalf("%d challenge records", challenges)
 	}
+	// Equipment: the registry, a manual downtime with its signed
+	// remediation, a calibration with its certificate, and an override
+	// refused because nothing is overdue.
+	if out := c.ok("equipment", "list"); !strings.Contains(out, "camera-1") || !strings.Contains(out, "printer-1") || !strings.Contains(out, "reportable after 4h0m0s") {
+		t.Fatalf("equipment list:\n%s", out)
+	}
+	var dt struct{ Downtime string }
+	c.json(&dt, "downtime", "start", "printer-1", "--fault", "jam", "--detail", "label stuck at the peeler")
+	if dt.Downtime == "" {
+		t.Fatal("downtime start gave no id")
+	}
+	if out := c.ok("equipment", "list"); !strings.Contains(out, "open downtime "+dt.Downtime+": printer-1 jam") {
+		t.Fatalf("equipment list with the downtime:\n%s", out)
+	}
+	c.usage("--fault is required", "downtime", "start", "printer-1")
+	c.ok("downtime", "end", dt.Downtime)
+	c.usage("--root-cause is required", "downtime", "remediate", dt.Downtime, "--remediation", "x")
+	if out := c.ok("downtime", "remediate", dt.Downtime, "--root-cause", "worn peeler blade", "--remediation", "blade replaced", "--sign-user", "sup"); !strings.Contains(out, "signed by sup") {
+		t.Fatalf("remediate: %s", out)
+	}
+	cert := filepath.Join(t.TempDir(), "CAL-2026-0042.txt")
+	if err := os.WriteFile(cert, []byte("verifier calibration certificate: conformance card grade A\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.usage("--measure \"grade\"", "calibration", "record", "camera-1", "--result", "pass", "--measure", "grade")
+	out = c.ok("calibration", "record", "camera-1", "--result", "pass", "--certificate", cert, "--measure", "grade=A:pass", "--measure", "aperture=10mil", "--sign-user", "sup")
+	if !strings.Contains(out, "calibration of camera-1 recorded: pass") || !strings.Contains(out, "certificate SHA-256 ") {
+		t.Fatalf("calibration record: %s", out)
+	}
+	var ev struct {
+		Items []struct {
+			Equipment   string
+			Calibration *struct {
+				State   string
+				LastRef string `json:"last_ref"`
+			} `json:"calibration_state"`
+		}
+		Recent []struct {
+			ID         string
+			Remediated bool
+			RootCause  string `json:"root_cause"`
+		} `json:"recent_downtime"`
+	}
+	c.json(&ev, "equipment", "list")
+	calibrated, remediated := false, false
+	for _, it := range ev.Items {
+		if it.Equipment == "camera-1" && it.Calibration != nil && it.Calibration.State == "ok" && len(it.Calibration.LastRef) == 64 {
+			calibrated = true
+		}
+	}
+	for _, d := range ev.Recent {
+		if d.ID == dt.Downtime && d.Remediated && d.RootCause == "worn peeler blade" {
+			remediated = true
+		}
+	}
+	if !calibrated || !remediated {
+		t.Fatalf("after calibration and remediation: %+v", ev)
+	}
+	c.usage("--reason is required", "calibration", "override", "--batch", "L1")
+	c.refused("", "calibration", "override", "--batch", "NOPE", "--reason", "urgent order")
+
 	// Every API route has a command that calls it.
 	for _, r := range api.Routes() {
 		if r != "GET /healthz" && c.routes[r] == 0 {
@@ -367,4 +432,22 @@ func sortedRoutes(m map[string]int) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Every operator command is reachable from the command line: `serialine
+// reject removed` was once refused as an unknown command because the
+// dispatcher kept its own list.
+func TestOperatorCommandsDispatched(t *testing.T) {
+	for name := range operations {
+		first, _, _ := strings.Cut(name, " ")
+		var out, errb bytes.Buffer
+		run([]string{first, "-h"}, &out, &errb)
+		if strings.Contains(errb.String(), "unknown command") {
+			t.Errorf("serialine %s: %s", first, errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"calibrate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "calibrate"`) {
+		t.Errorf("unknown word: exit %d %q", code, errb.String())
+	}
 }

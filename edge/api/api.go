@@ -66,7 +66,6 @@ func New(listen string, eng *line.Engine, users []config.User, log zerolog.Logge
 		}
 		mux.HandleFunc(rt.pattern, h)
 	}
-	s.equipmentRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -86,7 +85,7 @@ func (s *Server) routes() []route {
 	if eng != nil {
 		hold, resume, stop = eng.Hold, eng.Resume, eng.Stop
 	}
-	return []route{
+	return append([]route{
 		{pattern: "GET /healthz", read: func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }},
 		{pattern: "GET /api/v1/status", read: func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, eng.Status()) }},
 		{pattern: "GET /api/v1/containers/{sscc}", read: s.container},
@@ -110,7 +109,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /api/v1/caseread", role: "operator", write: s.caseRead},
 		{pattern: "POST /api/v1/challenge", role: "operator", write: s.challenge},
 		{pattern: "POST /api/v1/config/reload", role: "supervisor", write: s.reloadConfig},
-	}
+	}, s.equipmentRoutes()...)
 }
 
 // Routes lists the API's routes ("METHOD /path/{param}").

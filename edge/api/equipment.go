@@ -23,22 +23,36 @@ func (s *Server) SetEquipment(t *equipment.Tracker) { s.equip = t }
 //	POST /api/v1/downtime/{id}/remediation      root cause + remediation, supervisor's e-signature
 //	POST /api/v1/equipment/{name}/calibration   calibration or maintenance done, technician's e-signature, certificate
 //	POST /api/v1/equipment/override             calibration interlock override for one batch, QA's e-signature
-func (s *Server) equipmentRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/equipment", s.withEquipment(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, s.equip.Snapshot()) }))
-	mux.HandleFunc("POST /api/v1/equipment/{name}/downtime", s.withEquipment(s.role("operator", s.downtimeStart)))
-	mux.HandleFunc("POST /api/v1/downtime/{id}/end", s.withEquipment(s.role("operator", s.downtimeEnd)))
-	mux.HandleFunc("POST /api/v1/downtime/{id}/remediation", s.withEquipment(s.role("operator", s.remediate)))
-	mux.HandleFunc("POST /api/v1/equipment/{name}/calibration", s.withEquipment(s.role("operator", s.calibration)))
-	mux.HandleFunc("POST /api/v1/equipment/override", s.withEquipment(s.role("operator", s.override)))
+func (s *Server) equipmentRoutes() []route {
+	return []route{
+		{pattern: "GET /api/v1/equipment", read: func(w http.ResponseWriter, r *http.Request) {
+			if s.noEquipment(w) {
+				return
+			}
+			writeJSON(w, 200, s.equip.Snapshot())
+		}},
+		{pattern: "POST /api/v1/equipment/{name}/downtime", role: "operator", write: s.withEquipment(s.downtimeStart)},
+		{pattern: "POST /api/v1/downtime/{id}/end", role: "operator", write: s.withEquipment(s.downtimeEnd)},
+		{pattern: "POST /api/v1/downtime/{id}/remediation", role: "operator", write: s.withEquipment(s.remediate)},
+		{pattern: "POST /api/v1/equipment/{name}/calibration", role: "operator", write: s.withEquipment(s.calibration)},
+		{pattern: "POST /api/v1/equipment/override", role: "operator", write: s.withEquipment(s.override)},
+	}
 }
 
-func (s *Server) withEquipment(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if s.equip == nil {
-			writeErr(w, http.StatusServiceUnavailable, "the equipment registry is not running on this edge")
-			return
+// noEquipment answers 503 when no registry is attached.
+func (s *Server) noEquipment(w http.ResponseWriter) bool {
+	if s.equip == nil {
+		writeErr(w, http.StatusServiceUnavailable, "the equipment registry is not running on this edge")
+		return true
+	}
+	return false
+}
+
+func (s *Server) withEquipment(h func(http.ResponseWriter, *http.Request, config.User)) func(http.ResponseWriter, *http.Request, config.User) {
+	return func(w http.ResponseWriter, r *http.Request, u config.User) {
+		if !s.noEquipment(w) {
+			h(w, r, u)
 		}
-		h(w, r)
 	}
 }
 
