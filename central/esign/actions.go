@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/serialine/serialine/central/auth"
 	"github.com/serialine/serialine/central/store"
@@ -15,7 +16,8 @@ import (
 // ReleaseProblems lists what stops a batch from being released: it is not
 // closed; its reconciliation did not balance and the edge recorded no
 // supervisor's signature for that; records of its edge were quarantined
-// since it started; its identifiers are used by another edge; a partial
+// since it started; its identifiers are used by another edge; an item whose
+// reject was not delivered was never confirmed removed; a partial
 // container close is not yet countersigned by QA. closed is the batch.closed
 // record.
 func ReleaseProblems(ctx context.Context, st store.Store, b store.Batch, closed *record.BatchClosed) ([]string, error) {
@@ -32,6 +34,15 @@ func ReleaseProblems(ctx context.Context, st store.Store, b store.Batch, closed 
 	if b.Conflicts > 0 {
 		p = append(p, fmt.Sprintf("%d identifiers of the batch also used by another edge", b.Conflicts))
 	}
+	rejects, err := UndeliveredRejects(ctx, st, b)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rejects {
+		if r.Removed == nil {
+			p = append(p, fmt.Sprintf("the reject of %s (%s) was not delivered and its removal was never confirmed (%s)", r.NotDelivered.ID, r.NotDelivered.Reason, r.Ref))
+		}
+	}
 	parts, err := st.Containers(ctx, store.ContainerFilter{Edge: b.Edge, Batch: b.Batch, PartialOnly: true})
 	if err != nil {
 		return nil, err
@@ -42,6 +53,52 @@ func ReleaseProblems(ctx context.Context, st store.Store, b store.Batch, closed 
 		}
 	}
 	return p, nil
+}
+
+// RejectEvent is an item of a batch whose reject did not reach the PLC by
+// its deadline (or a unit in flight when the edge stopped), and the
+// supervisor's e-signed confirmation that it was found and removed (nil
+// while it was not).
+type RejectEvent struct {
+	NotDelivered record.RejectNotDelivered
+	Ref          store.Ref
+	Removed      *record.RejectRemoved
+	RemovedRef   store.Ref
+}
+
+// UndeliveredRejects lists the batch's reject.not_delivered records, each
+// with its reject.removed confirmation, in chain order.
+func UndeliveredRejects(ctx context.Context, st store.Store, b store.Batch) ([]RejectEvent, error) {
+	var out []RejectEvent
+	open := map[string]int{} // item id -> index in out, while unconfirmed
+	f := store.RecordFilter{Edge: b.Edge, Kinds: []record.Kind{record.KindRejectNotDelivered, record.KindRejectRemoved}}
+	if !b.StartedAt.IsZero() {
+		f.From = b.StartedAt.Add(-time.Minute) // record times are the edge's clock
+	}
+	err := st.ScanRecords(ctx, f, func(r store.Stored) error {
+		switch r.Record.Kind {
+		case record.KindRejectNotDelivered:
+			var nd record.RejectNotDelivered
+			if err := json.Unmarshal(r.Record.Body, &nd); err != nil {
+				return fmt.Errorf("record %s: %w", r.Ref(), err)
+			}
+			if nd.Batch == b.Batch {
+				open[nd.ID] = len(out)
+				out = append(out, RejectEvent{NotDelivered: nd, Ref: r.Ref()})
+			}
+		case record.KindRejectRemoved:
+			var rm record.RejectRemoved
+			if err := json.Unmarshal(r.Record.Body, &rm); err != nil {
+				return fmt.Errorf("record %s: %w", r.Ref(), err)
+			}
+			if i, ok := open[rm.ID]; ok && rm.Batch == b.Batch {
+				out[i].Removed, out[i].RemovedRef = &rm, r.Ref()
+				delete(open, rm.ID)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // ClosedRecord reads and decodes a batch's batch.closed record.

@@ -252,3 +252,40 @@ func TestCorrectionKeepsTheOriginal(t *testing.T) {
 		t.Fatalf("correction without a value: %v", err)
 	}
 }
+
+// A unit whose reject pulse did not reach the PLC blocks the release until
+// the edge recorded a supervisor's confirmation that it was found and
+// removed; a confirmation of another batch's item does not count.
+func TestReleaseBlockedByUndeliveredReject(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	sup := &record.Signature{User: "sup1", Name: "Sam Supervisor", Meaning: "the unit was found and removed", Time: "2026-11-24T08:00:01Z"}
+	e.run(t,
+		record.KindRejectNotDelivered, record.RejectNotDelivered{Batch: "L1", ID: "SN-7", Unit: "(01)09506000134352(21)SN-7", Reason: "no_read", Case: "395060000000000030", Detail: "PLC write timed out"},
+		record.KindRejectRemoved, record.RejectRemoved{Batch: "OTHER", ID: "SN-7", Note: "wrong batch", Signature: sup},
+		record.KindBatchClosed, record.BatchClosed{Batch: "L1", Balanced: true},
+	)
+	b, err := e.st.Batch(ctx, "edge-1", "L1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := UndeliveredRejects(ctx, e.st, b)
+	if err != nil || len(ev) != 1 || ev[0].Removed != nil || ev[0].NotDelivered.Case != "395060000000000030" || ev[0].Ref.Seq == 0 {
+		t.Fatalf("undelivered rejects %+v, %v", ev, err)
+	}
+	qa := auth.User{ID: "qa1", Name: "Quinn A. Quality", Role: auth.RoleQA}
+	if _, err := e.svc.SignNamed(ctx, qa, "batch.release", "edge-1/L1", nil, cred("qa1", "approval", "x")); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "the reject of SN-7 (no_read) was not delivered") {
+		t.Fatalf("release with an unconfirmed undelivered reject: %v", err)
+	}
+	h := e.line.Head()
+	recs := e.line.Next(record.KindRejectRemoved, record.RejectRemoved{Batch: "L1", ID: "SN-7", Note: "found in case 395060000000000030, destroyed", Signature: sup})
+	if err := e.st.Append(ctx, "edge-1", h, recs); err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ = UndeliveredRejects(ctx, e.st, b); len(ev) != 1 || ev[0].Removed == nil || ev[0].Removed.Note != "found in case 395060000000000030, destroyed" {
+		t.Fatalf("after the confirmation: %+v", ev)
+	}
+	if _, err := e.svc.SignNamed(ctx, qa, "batch.release", "edge-1/L1", nil, cred("qa1", "approval", "reviewed")); err != nil {
+		t.Fatalf("release after the confirmation: %v", err)
+	}
+}

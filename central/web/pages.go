@@ -302,6 +302,9 @@ type batchDetail struct {
 	Closed     *record.BatchClosed
 	Containers []store.Container
 	Signatures []SignatureView
+	// Rejects: items whose reject did not reach the PLC, with their
+	// confirmed removal.
+	Rejects    []esign.RejectEvent
 	Problems   []string
 	CanRelease bool
 }
@@ -362,6 +365,9 @@ func (s *Server) batchDetail(r *http.Request) (batchDetail, error) {
 		}
 	}
 	sort.Slice(d.Signatures, func(i, j int) bool { return d.Signatures[i].Time < d.Signatures[j].Time })
+	if d.Rejects, err = esign.UndeliveredRejects(ctx, s.opt.Store, b); err != nil {
+		return d, err
+	}
 	if d.Problems, err = esign.ReleaseProblems(ctx, s.opt.Store, b, closed); err != nil {
 		return d, err
 	}

@@ -464,3 +464,35 @@ func TestUserManagementAndCorrections(t *testing.T) {
 		t.Fatalf("record API: %d %s", code, body)
 	}
 }
+
+// The batch page lists the items whose reject did not reach the PLC, where
+// to look, and the supervisor's confirmation; an unconfirmed one blocks the
+// release, named.
+func TestBatchPageRejectsNotDelivered(t *testing.T) {
+	e := start(t, nil)
+	c := storetest.NewChain("edge-1", 1, 1)
+	e.st.EnrollEdge(e.ctx, store.Edge{ID: c.Edge, PublicKey: c.Pub(), EnrolledBy: "t"})
+	sup := &record.Signature{User: "sup1", Name: "Sam Supervisor", Meaning: "the unit was found and removed", Time: "2026-11-24T08:00:09Z"}
+	recs := c.Scenario()
+	recs = append(recs, c.Next(
+		record.KindRejectNotDelivered, record.RejectNotDelivered{Batch: "L1", ID: "SN-1", Unit: "(01)09506000134352(21)SN-1", Reason: "grade", Case: "395060000000000030", Detail: "PLC write timed out"},
+		record.KindRejectNotDelivered, record.RejectNotDelivered{Batch: "L1", ID: "SN-2", Unit: "(01)09506000134352(21)SN-2", Reason: "unknown_after_restart", Detail: "the edge stopped while the unit was between printer and camera"},
+		record.KindRejectRemoved, record.RejectRemoved{Batch: "L1", ID: "SN-1", Note: "found in the case, destroyed", Signature: sup},
+		record.KindBatchClosed, record.BatchClosed{Batch: "L1", Balanced: true},
+	)...)
+	if err := e.st.Append(e.ctx, c.Edge, record.Head{Epoch: 1}, recs); err != nil {
+		t.Fatal(err)
+	}
+	qa := e.login(t, "qa1")
+	_, body := get(t, qa, e.base+"/batches/edge-1/L1")
+	for _, want := range []string{`id="rejects-not-delivered"`, "(01)09506000134352(21)SN-1", "395060000000000030", "PLC write timed out",
+		"Sam Supervisor (sup1) 2026-11-24T08:00:09Z: found in the case, destroyed", "unknown_after_restart", "not confirmed",
+		"the reject of SN-2 (unknown_after_restart) was not delivered and its removal was never confirmed"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("batch page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, `data-sign="batch.release"`) {
+		t.Fatal("release offered with an unconfirmed undelivered reject")
+	}
+}
