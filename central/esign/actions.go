@@ -21,6 +21,12 @@ import (
 // container close is not yet countersigned by QA. closed is the batch.closed
 // record.
 func ReleaseProblems(ctx context.Context, st store.Store, b store.Batch, closed *record.BatchClosed) ([]string, error) {
+	return ReleaseProblemsWith(ctx, st, b, closed, nil)
+}
+
+// ReleaseProblemsWith is ReleaseProblems with the batch's rejects not
+// delivered already read (UndeliveredRejects; nil: read them).
+func ReleaseProblemsWith(ctx context.Context, st store.Store, b store.Batch, closed *record.BatchClosed, rejects []RejectEvent) ([]string, error) {
 	var p []string
 	if b.State != "closed" {
 		p = append(p, fmt.Sprintf("batch is %s, not closed", b.State))
@@ -34,9 +40,11 @@ func ReleaseProblems(ctx context.Context, st store.Store, b store.Batch, closed 
 	if b.Conflicts > 0 {
 		p = append(p, fmt.Sprintf("%d identifiers of the batch also used by another edge", b.Conflicts))
 	}
-	rejects, err := UndeliveredRejects(ctx, st, b)
-	if err != nil {
-		return nil, err
+	if rejects == nil {
+		var err error
+		if rejects, err = UndeliveredRejects(ctx, st, b); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range rejects {
 		if r.Removed == nil {
@@ -69,8 +77,8 @@ type RejectEvent struct {
 // UndeliveredRejects lists the batch's reject.not_delivered records, each
 // with its reject.removed confirmation, in chain order.
 func UndeliveredRejects(ctx context.Context, st store.Store, b store.Batch) ([]RejectEvent, error) {
-	var out []RejectEvent
-	open := map[string]int{} // item id -> index in out, while unconfirmed
+	out := []RejectEvent{}
+	open := map[string][]int{} // item id -> indexes in out still unconfirmed, oldest first
 	f := store.RecordFilter{Edge: b.Edge, Kinds: []record.Kind{record.KindRejectNotDelivered, record.KindRejectRemoved}}
 	if !b.StartedAt.IsZero() {
 		f.From = b.StartedAt.Add(-time.Minute) // record times are the edge's clock
@@ -83,7 +91,7 @@ func UndeliveredRejects(ctx context.Context, st store.Store, b store.Batch) ([]R
 				return fmt.Errorf("record %s: %w", r.Ref(), err)
 			}
 			if nd.Batch == b.Batch {
-				open[nd.ID] = len(out)
+				open[nd.ID] = append(open[nd.ID], len(out))
 				out = append(out, RejectEvent{NotDelivered: nd, Ref: r.Ref()})
 			}
 		case record.KindRejectRemoved:
@@ -91,9 +99,9 @@ func UndeliveredRejects(ctx context.Context, st store.Store, b store.Batch) ([]R
 			if err := json.Unmarshal(r.Record.Body, &rm); err != nil {
 				return fmt.Errorf("record %s: %w", r.Ref(), err)
 			}
-			if i, ok := open[rm.ID]; ok && rm.Batch == b.Batch {
-				out[i].Removed, out[i].RemovedRef = &rm, r.Ref()
-				delete(open, rm.ID)
+			if idx := open[rm.ID]; len(idx) > 0 && rm.Batch == b.Batch {
+				out[idx[0]].Removed, out[idx[0]].RemovedRef = &rm, r.Ref()
+				open[rm.ID] = idx[1:]
 			}
 		}
 		return nil

@@ -368,7 +368,7 @@ func (s *Server) batchDetail(r *http.Request) (batchDetail, error) {
 	if d.Rejects, err = esign.UndeliveredRejects(ctx, s.opt.Store, b); err != nil {
 		return d, err
 	}
-	if d.Problems, err = esign.ReleaseProblems(ctx, s.opt.Store, b, closed); err != nil {
+	if d.Problems, err = esign.ReleaseProblemsWith(ctx, s.opt.Store, b, closed, d.Rejects); err != nil {
 		return d, err
 	}
 	d.CanRelease = len(d.Problems) == 0
