@@ -37,7 +37,7 @@ commands:
   ship add        record one shipment (SSCCs to a destination GLN) through central's API
   version         print the version
 
-` + operatorUsage + "\n" + equipmentUsage
+` + operatorHelp
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

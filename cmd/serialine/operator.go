@@ -52,6 +52,10 @@ e-signature flags: --sign-user ID (default: --user) --meaning TEXT --reason TEXT
   --sign-password-file FILE (or env SERIALINE_SIGN_PASSWORD, or a prompt)
 `
 
+// operatorHelp lists every operator command (operator_equipment.go adds the
+// equipment ones).
+const operatorHelp = operatorUsage + "\n" + equipmentUsage
+
 // operatorEnv is what operator commands see of the world (tests replace it).
 type operatorEnv struct {
 	getenv func(string) string
@@ -74,7 +78,7 @@ func operatorCmd(args []string, env *operatorEnv) int {
 	rest := args[1:]
 	if _, single := operations[cmd]; !single {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			fmt.Fprintf(env.stderr, "usage: serialine %s SUBCOMMAND ...\n\n%s\n%s", cmd, operatorUsage, equipmentUsage)
+			fmt.Fprintf(env.stderr, "usage: serialine %s SUBCOMMAND ...\n\n%s", cmd, operatorHelp)
 			return 2
 		}
 		sub, rest = rest[0], rest[1:]
@@ -82,7 +86,7 @@ func operatorCmd(args []string, env *operatorEnv) int {
 	name := strings.TrimSpace(cmd + " " + sub)
 	op, ok := operations[name]
 	if !ok {
-		fmt.Fprintf(env.stderr, "serialine: unknown command %q\n\n%s\n%s", name, operatorUsage, equipmentUsage)
+		fmt.Fprintf(env.stderr, "serialine: unknown command %q\n\n%s", name, operatorHelp)
 		return 2
 	}
 	o := &opCtx{env: env, name: name}
@@ -577,11 +581,6 @@ func isOperatorCommand(word string) bool {
 }
 
 func init() {
-	defer func() {
-		for name, op := range equipmentOperations() {
-			operations[name] = op
-		}
-	}()
 	operations = map[string]operation{
 		"status": {run: func(o *opCtx) error {
 			if err := o.nargs(0, "no arguments"); err != nil {
@@ -982,6 +981,9 @@ func init() {
 			o.say("config %s: %s: %s", shortHash(ch.Hash), ch.Status, ch.Message)
 			return nil
 		}},
+	}
+	for name, op := range equipmentOperations() {
+		operations[name] = op
 	}
 }
 
