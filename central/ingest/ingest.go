@@ -48,6 +48,7 @@ type Client interface {
 // Alerter raises alerts (central/alerts.Alerter in production).
 type Alerter interface {
 	Raise(ctx context.Context, a store.Alert) (store.Alert, error)
+	Clear(ctx context.Context, key string) (bool, error)
 }
 
 // Options configure ingest.
@@ -56,7 +57,9 @@ type Options struct {
 	Client Client
 	Log    zerolog.Logger
 	// Alerts, if set, gets an alert for every edge whose records are
-	// quarantined (one active alert per edge until cleared).
+	// quarantined (one active alert per edge until cleared), and one for
+	// every item whose reject did not reach the PLC, cleared by the
+	// stored confirmation that it was found and removed.
 	Alerts Alerter
 	// Share, if set, subscribes through the MQTT shared subscription group
 	// $share/<Share>/... so several central instances split the load.
@@ -408,6 +411,54 @@ func (in *Ingest) quarantine(ctx context.Context, reason string, q store.Quarant
 			in.log.Error().Err(err).Msg("quarantine alert not raised")
 		}
 	}
+}
+
+// lineAlerts raises an alert for a stored reject.not_delivered (a unit that
+// may have gone downstream unverified; the edge holds the line) and clears
+// it when the reject.removed confirmation is stored. Alerts deduplicate by
+// key, so a record stored by any central instance raises it once; a failure
+// is logged and never holds back the acknowledgement.
+func (in *Ingest) lineAlerts(ctx context.Context, edge string, stored []store.Stored) {
+	if in.opt.Alerts == nil {
+		return
+	}
+	for i := range stored {
+		r := &stored[i].Record
+		switch r.Kind {
+		case record.KindRejectNotDelivered:
+			var nd record.RejectNotDelivered
+			if json.Unmarshal(r.Body, &nd) != nil {
+				continue // CheckBody passed: cannot happen
+			}
+			where := ""
+			if nd.Case != "" {
+				where = ", most likely in case " + nd.Case
+			}
+			item := nd.ID
+			if nd.Unit != "" {
+				item = nd.Unit
+			}
+			if _, err := in.opt.Alerts.Raise(ctx, store.Alert{
+				Severity: store.SeverityCritical, Code: "reject_not_delivered", Key: rejectAlertKey(edge, nd.Batch, nd.ID), Edge: edge,
+				Ref:     stored[i].Ref().String(),
+				Message: fmt.Sprintf("batch %s: the reject of %s (%s) did not reach the PLC (%s); it may have gone downstream%s; the line is held until a supervisor confirms it was removed", nd.Batch, item, nd.Reason, nd.Detail, where),
+			}); err != nil {
+				in.log.Error().Err(err).Str("edge", edge).Msg("reject alert not raised")
+			}
+		case record.KindRejectRemoved:
+			var rm record.RejectRemoved
+			if json.Unmarshal(r.Body, &rm) != nil {
+				continue
+			}
+			if _, err := in.opt.Alerts.Clear(ctx, rejectAlertKey(edge, rm.Batch, rm.ID)); err != nil {
+				in.log.Error().Err(err).Str("edge", edge).Msg("reject alert not cleared")
+			}
+		}
+	}
+}
+
+func rejectAlertKey(edge, batch, id string) string {
+	return "reject_not_delivered:" + edge + "/" + batch + "/" + id
 }
 
 // Register exposes the ingest counters as Prometheus metrics.
@@ -788,6 +839,7 @@ func (in *Ingest) commit(ctx context.Context, edge string, after record.Head, st
 		}
 		return err
 	}
+	in.lineAlerts(ctx, edge, stored)
 	last := stored[len(stored)-1]
 	newHead := record.Head{Epoch: last.Record.Epoch, Seq: last.Record.Seq, Hash: last.Hash}
 	in.setHead(edge, newHead)

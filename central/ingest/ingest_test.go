@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/serialine/serialine/central/alerts"
 	"github.com/serialine/serialine/central/store"
 	"github.com/serialine/serialine/central/store/sqlite"
 	"github.com/serialine/serialine/central/store/storetest"
@@ -383,6 +384,8 @@ func (a *alertRecorder) Raise(_ context.Context, al store.Alert) (store.Alert, e
 	return al, nil
 }
 
+func (a *alertRecorder) Clear(context.Context, string) (bool, error) { return false, nil }
+
 // A quarantined record raises a critical alert naming the edge and the
 // record, keyed per edge so a flood of bad records is one active alert.
 func TestQuarantineRaisesAlert(t *testing.T) {
@@ -594,5 +597,47 @@ func TestFillingGapNeedsNoReplay(t *testing.T) {
 	}
 	if f.count() != 8 || f.in.Pending() != 0 {
 		t.Fatalf("stored %d, pending %d", f.count(), f.in.Pending())
+	}
+}
+
+// A reject that did not reach the PLC raises a critical alert naming the
+// unit and where to look; the stored confirmation that it was removed
+// clears it. The same record delivered again raises nothing new.
+func TestRejectNotDeliveredAlert(t *testing.T) {
+	f := setup(t)
+	al := alerts.New(alerts.Options{Store: f.st, Log: zerolog.Nop()})
+	f.in.opt.Alerts = al
+	nd := f.chain.Next(
+		record.KindRejectNotDelivered, record.RejectNotDelivered{Batch: "L1", ID: "SN-1", Unit: "(01)09506000134352(21)SN-1", Reason: "grade", Case: "395060000000000030", Detail: "PLC write timed out"},
+		record.KindRejectNotDelivered, record.RejectNotDelivered{Batch: "L1", ID: "SN-2", Reason: "unknown_after_restart", Detail: "in flight at a restart"},
+	)
+	f.process(env(nd))
+	f.process(env(nd)) // redelivered by the broker
+	active := func() []store.Alert {
+		t.Helper()
+		list, err := f.st.Alerts(context.Background(), store.AlertFilter{ActiveOnly: true, Code: "reject_not_delivered"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return list
+	}
+	list := active()
+	if len(list) != 2 {
+		t.Fatalf("active alerts %+v", list)
+	}
+	var sn1 store.Alert
+	for _, a := range list {
+		if strings.Contains(a.Message, "SN-1") {
+			sn1 = a
+		}
+	}
+	if sn1.Severity != store.SeverityCritical || sn1.Edge != "edge-1" || sn1.Ref != nd[0].Ref().String() ||
+		!strings.Contains(sn1.Message, "(01)09506000134352(21)SN-1 (grade)") || !strings.Contains(sn1.Message, "most likely in case 395060000000000030") {
+		t.Fatalf("alert %+v", sn1)
+	}
+	f.process(env(f.chain.Next(record.KindRejectRemoved, record.RejectRemoved{Batch: "L1", ID: "SN-1", Note: "found, destroyed",
+		Signature: &record.Signature{User: "sup", Meaning: "the unit was found and removed"}})))
+	if list := active(); len(list) != 1 || !strings.Contains(list[0].Message, "SN-2") {
+		t.Fatalf("after SN-1 was confirmed removed: %+v", list)
 	}
 }
