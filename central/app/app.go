@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg *config.Central, log zerolog.Logger) (_ *App, 
 		return nil, err
 	}
 	a.Alerts = alerts.New(alerts.Options{Store: a.Store, Journal: a.Journal, Log: log})
-	a.Users = auth.New(auth.Options{Store: a.Store, Journal: a.Journal, Alerts: a.Alerts, Log: log})
+	a.Users = auth.New(auth.Options{Store: a.Store, Journal: a.Journal, Alerts: a.Alerts, Log: log, PasswordMaxAge: cfg.Users.PasswordMaxAge})
 	if n, err := a.Users.MigrateFile(ctx, filepath.Join(cfg.DataDir, "users.json")); err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	} else if n > 0 {

@@ -79,6 +79,10 @@ var (
 	ErrBadLogin = errors.New("unknown user or wrong password")
 	ErrLocked   = errors.New("account locked after repeated failed attempts")
 	ErrDisabled = errors.New("account disabled")
+	// ErrPasswordExpired: the password is older than Options.PasswordMaxAge
+	// (21 CFR 11.300(b)); the user must choose a new one before logging in
+	// or signing again.
+	ErrPasswordExpired = errors.New("password expired: choose a new one")
 )
 
 // Journal records user actions (central/journal.Journal).
@@ -109,6 +113,9 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Cost is the bcrypt cost (default bcrypt.DefaultCost).
 	Cost int
+	// PasswordMaxAge: a password older than this no longer logs in or
+	// signs until its user changed it (0: passwords do not age).
+	PasswordMaxAge time.Duration
 }
 
 // Users manages accounts and sessions.
@@ -410,7 +417,33 @@ func (u *Users) Check(ctx context.Context, id, password, what string) (User, err
 			return User{}, err
 		}
 	}
+	if what != "password_change" && u.Expired(x.PasswordChanged) {
+		u.log.Warn().Str("user", id).Str("attempt", what).Time("password_changed", x.PasswordChanged).Msg("password expired")
+		return User{}, fmt.Errorf("%w (last changed %s, passwords expire after %s)", ErrPasswordExpired, x.PasswordChanged.UTC().Format("2006-01-02"), days(u.opt.PasswordMaxAge))
+	}
 	return User{ID: x.ID, Name: x.Name, Role: x.Role}, nil
+}
+
+// Expired reports whether a password changed at that time has aged out.
+func (u *Users) Expired(changed time.Time) bool {
+	return u.opt.PasswordMaxAge > 0 && u.opt.Now().Sub(changed) > u.opt.PasswordMaxAge
+}
+
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// ChangeOwnPassword: a user replaces their own password, the current one
+// re-entered (also when it has expired); their sessions end.
+func (u *Users) ChangeOwnPassword(ctx context.Context, id, current, password string) (User, error) {
+	x, err := u.Check(ctx, id, current, "password_change")
+	if err != nil {
+		return User{}, err
+	}
+	return x, u.SetPassword(ctx, ActorOf(x), id, password, "changed by the user")
 }
 
 func hashToken(tok string) string {

@@ -264,3 +264,59 @@ func TestMigrateUsersFile(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// Password aging (21 CFR 11.300(b)): past the maximum age a password no
+// longer logs in or signs; its user changes it with the current one
+// re-entered, and the new one works at once. An admin's reset starts a new
+// age as well.
+func TestPasswordAging(t *testing.T) {
+	e := newEnv(t)
+	e.u.opt.PasswordMaxAge = 90 * 24 * time.Hour
+	ctx := context.Background()
+	if err := e.u.Add(ctx, admin, "qa1", "Quinn A. Quality", RoleQA, "first-password-1", "new QA"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		after   time.Duration
+		expired bool
+	}{{0, false}, {89 * 24 * time.Hour, false}, {90*24*time.Hour + time.Second, true}} {
+		now := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC).Add(c.after)
+		*e.now = now
+		for _, what := range []string{"login", "sign"} {
+			_, err := e.u.Check(ctx, "qa1", "first-password-1", what)
+			if got := errors.Is(err, ErrPasswordExpired); got != c.expired {
+				t.Fatalf("%s after %s: %v, want expired %v", what, c.after, err, c.expired)
+			}
+			if c.expired && !strings.Contains(err.Error(), "last changed 2026-11-24, passwords expire after 90 days") {
+				t.Fatalf("expiry message: %v", err)
+			}
+		}
+	}
+	if _, _, err := e.u.Login(ctx, "qa1", "first-password-1"); !errors.Is(err, ErrPasswordExpired) {
+		t.Fatalf("login with an expired password: %v", err)
+	}
+	// The wrong current password changes nothing; the right one does.
+	if _, err := e.u.ChangeOwnPassword(ctx, "qa1", "not-the-password", "second-password-2"); !errors.Is(err, ErrBadLogin) {
+		t.Fatalf("change with a wrong current password: %v", err)
+	}
+	if _, err := e.u.ChangeOwnPassword(ctx, "qa1", "first-password-1", "first-password-1"); err == nil {
+		t.Fatal("the expired password was accepted as its own replacement")
+	}
+	if _, err := e.u.ChangeOwnPassword(ctx, "qa1", "first-password-1", "second-password-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.u.Login(ctx, "qa1", "second-password-2"); err != nil {
+		t.Fatalf("login with the new password: %v", err)
+	}
+	acts := e.journaled(t)
+	last := acts[len(acts)-2] // before the login
+	if last.Action != "user.password_changed" || last.User != "qa1" || last.Reason != "changed by the user" {
+		t.Fatalf("journal: %+v", last)
+	}
+	// Aging off: an old password keeps working.
+	e.u.opt.PasswordMaxAge = 0
+	*e.now = e.now.Add(10 * 365 * 24 * time.Hour)
+	if _, err := e.u.Check(ctx, "qa1", "second-password-2", "login"); err != nil {
+		t.Fatalf("aging off: %v", err)
+	}
+}

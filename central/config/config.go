@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -28,9 +29,21 @@ type Central struct {
 	// Notify: webhooks and e-mail for new alerts (notify.go).
 	Notify Notify `yaml:"notify"`
 	GS1    GS1    `yaml:"gs1"` // EPCIS and shipping master data
+	Users  Users  `yaml:"users"`
 
 	File string `yaml:"-"`
 }
+
+// Users are the rules for central's accounts.
+type Users struct {
+	// PasswordMaxAge: a password older than this must be changed before
+	// its user logs in or signs again (21 CFR 11.300(b) password aging);
+	// default 90 days, 0s turns aging off.
+	PasswordMaxAge time.Duration `yaml:"password_max_age"`
+}
+
+// DefaultPasswordMaxAge is the password aging default (90 days).
+const DefaultPasswordMaxAge = 90 * 24 * time.Hour
 
 // MQTT chooses the embedded broker (default) or an external one.
 type MQTT struct {
@@ -65,6 +78,7 @@ func Defaults() Central {
 		HTTP:    "127.0.0.1:8080",
 		DataDir: "./data/central",
 		MQTT:    MQTT{Listen: "127.0.0.1:1883", Username: "central"},
+		Users:   Users{PasswordMaxAge: DefaultPasswordMaxAge},
 	}
 }
 
@@ -129,6 +143,9 @@ func (c *Central) Validate() error {
 		}
 	} else if !strings.Contains(c.MQTT.Broker, "://") {
 		add("mqtt.broker: %q: want tcp://host:port or ssl://host:port", c.MQTT.Broker)
+	}
+	if c.Users.PasswordMaxAge < 0 {
+		add("users.password_max_age: %s: want a positive duration (e.g. 2160h), or 0s for no aging", c.Users.PasswordMaxAge)
 	}
 	seen := map[string]bool{}
 	for i, e := range c.Edges {

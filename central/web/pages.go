@@ -729,12 +729,12 @@ func (s *Server) apiOwnPassword(w http.ResponseWriter, r *http.Request, u auth.U
 	if !readJSON(w, r, &req) {
 		return
 	}
-	if _, err := s.opt.Users.Check(r.Context(), u.ID, req.Current, "password_change"); err != nil {
-		httpError(w, http.StatusForbidden, err.Error())
-		return
-	}
-	if err := s.opt.Users.SetPassword(r.Context(), auth.ActorOf(u), u.ID, req.New, "changed by the user"); err != nil {
-		httpError(w, http.StatusUnprocessableEntity, err.Error())
+	if _, err := s.opt.Users.ChangeOwnPassword(r.Context(), u.ID, req.Current, req.New); err != nil {
+		code := http.StatusUnprocessableEntity
+		if errors.Is(err, auth.ErrBadLogin) || errors.Is(err, auth.ErrLocked) || errors.Is(err, auth.ErrDisabled) {
+			code = http.StatusForbidden
+		}
+		httpError(w, code, err.Error())
 		return
 	}
 	writeJSON(w, 200, map[string]string{"changed": u.ID})

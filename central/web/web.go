@@ -326,26 +326,51 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?error=bad+form", http.StatusSeeOther)
 		return
 	}
-	id := r.PostForm.Get("user")
-	u, tok, err := s.opt.Users.Login(r.Context(), id, r.PostForm.Get("password"))
+	id, pw := r.PostForm.Get("user"), r.PostForm.Get("password")
+	next := safeNext(r.PostForm.Get("next"))
+	// An expired password is replaced on the login form itself: the
+	// current one re-entered, the new one twice.
+	if np := r.PostForm.Get("new_password"); np != "" {
+		var err error
+		if np != r.PostForm.Get("confirm_password") {
+			err = errors.New("the two new passwords differ")
+		} else {
+			_, err = s.opt.Users.ChangeOwnPassword(r.Context(), id, pw, np)
+		}
+		if err != nil {
+			s.log.Warn().Str("user", id).Err(err).Msg("password change at login failed")
+			w.WriteHeader(http.StatusUnauthorized)
+			s.render(w, "login.html", map[string]any{"Error": "Password not changed: " + err.Error(), "Next": next, "Expired": true, "ExpiredUser": id})
+			return
+		}
+		pw = np
+	}
+	u, tok, err := s.opt.Users.Login(r.Context(), id, pw)
 	if err != nil {
 		s.log.Warn().Str("user", id).Err(err).Msg("login failed")
 		msg := "Unknown user or wrong password."
+		expired := false
 		switch {
 		case errors.Is(err, auth.ErrLocked):
 			msg = "Account locked after repeated failed attempts. Try again later or ask an administrator."
 		case errors.Is(err, auth.ErrDisabled):
 			msg = "Account disabled."
+		case errors.Is(err, auth.ErrPasswordExpired):
+			msg, expired = "Your "+err.Error()+". Enter your current password and a new one.", true
 		case !errors.Is(err, auth.ErrBadLogin):
 			msg = "Login failed: " + err.Error()
 		}
 		w.WriteHeader(http.StatusUnauthorized)
-		s.render(w, "login.html", map[string]any{"Error": msg, "Next": safeNext(r.PostForm.Get("next"))})
+		data := map[string]any{"Error": msg, "Next": next}
+		if expired {
+			data["Expired"], data["ExpiredUser"] = true, id
+		}
+		s.render(w, "login.html", data)
 		return
 	}
 	s.log.Info().Str("user", u.ID).Msg("login")
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +38,8 @@ type env struct {
 	users *auth.Users
 	v     *audit.Verifier
 	ctx   context.Context
+	// skew moves the users' clock (password aging, 90 days here).
+	skew *atomic.Int64
 }
 
 var cli = auth.Actor{ID: "cli:test"}
@@ -56,7 +59,9 @@ func start(t *testing.T, metrics http.Handler) *env {
 		t.Fatal(err)
 	}
 	al := alerts.New(alerts.Options{Store: st, Journal: j, Log: zerolog.Nop()})
-	users := auth.New(auth.Options{Store: st, Journal: j, Alerts: al, Log: zerolog.Nop(), Cost: bcrypt.MinCost})
+	skew := &atomic.Int64{}
+	users := auth.New(auth.Options{Store: st, Journal: j, Alerts: al, Log: zerolog.Nop(), Cost: bcrypt.MinCost,
+		PasswordMaxAge: 90 * 24 * time.Hour, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
 	for _, u := range []struct{ id, name, role string }{{"admin", "Ada Admin", auth.RoleAdmin}, {"qa1", "Quinn A. Quality", auth.RoleQA}, {"op1", "Olga Operator", auth.RoleOperator}} {
 		if err := users.Add(ctx, cli, u.id, u.name, u.role, u.id+"-password-1", ""); err != nil {
 			t.Fatal(err)
@@ -70,7 +75,7 @@ func start(t *testing.T, metrics http.Handler) *env {
 		t.Fatal(err)
 	}
 	go s.Run(ctx)
-	return &env{base: "http://" + s.Addr(), st: st, j: j, users: users, v: v, ctx: ctx}
+	return &env{base: "http://" + s.Addr(), st: st, j: j, users: users, v: v, ctx: ctx, skew: skew}
 }
 
 // login returns a client with a session of user id.
@@ -130,7 +135,12 @@ func TestLoginRolesAndBasicAuth(t *testing.T) {
 		t.Fatalf("bad login: %d", resp.StatusCode)
 	}
 	admin := e.login(t, "admin")
+	// The page shows the hub's snapshot, refreshed every poll (20 ms here).
 	code, body := get(t, admin, e.base+"/")
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(body, "line-1") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		code, body = get(t, admin, e.base+"/")
+	}
 	for _, want := range []string{"line-1", "edge-1", "Execute", "Ada Admin", `href="/audit"`, `href="/users"`, `href="/trace"`, `href="/equipment"`, `href="/downtime"`, `href="/exports"`, `href="/reports"`} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Fatalf("dashboard lacks %q:\n%s", want, body)
@@ -494,5 +504,54 @@ func TestBatchPageRejectsNotDelivered(t *testing.T) {
 	}
 	if strings.Contains(body, `data-sign="batch.release"`) {
 		t.Fatal("release offered with an unconfirmed undelivered reject")
+	}
+}
+
+// An expired password (21 CFR 11.300(b)) is replaced on the login form:
+// the form asks for the current password and a new one twice, refuses a
+// mismatch or a wrong current password, then logs in with the new one. The
+// API's basic auth refuses the expired password with the reason.
+func TestExpiredPasswordAtLogin(t *testing.T) {
+	e := start(t, nil)
+	e.skew.Store(int64(91 * 24 * time.Hour))
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	form := func(v url.Values) (int, string, string) {
+		t.Helper()
+		resp, err := c.PostForm(e.base+"/login", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Request.URL.Path, string(b)
+	}
+	code, _, body := form(url.Values{"user": {"qa1"}, "password": {"qa1-password-1"}, "next": {"/batches"}})
+	if code != 401 || !strings.Contains(body, "password expired") || !strings.Contains(body, `name="new_password"`) || !strings.Contains(body, `value="qa1"`) || !strings.Contains(body, `value="/batches"`) {
+		t.Fatalf("expired login: %d\n%s", code, body)
+	}
+	if code, _, body := form(url.Values{"user": {"qa1"}, "password": {"qa1-password-1"}, "new_password": {"qa1-password-2"}, "confirm_password": {"qa1-password-3"}}); code != 401 || !strings.Contains(body, "the two new passwords differ") {
+		t.Fatalf("mismatched new passwords: %d\n%s", code, body)
+	}
+	if code, _, body := form(url.Values{"user": {"qa1"}, "password": {"wrong-password"}, "new_password": {"qa1-password-2"}, "confirm_password": {"qa1-password-2"}}); code != 401 || !strings.Contains(body, "Password not changed: unknown user or wrong password") {
+		t.Fatalf("wrong current password: %d\n%s", code, body)
+	}
+	req, _ := http.NewRequest("GET", e.base+"/api/v1/lines", nil)
+	req.SetBasicAuth("qa1", "qa1-password-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(b), "password expired") {
+		t.Fatalf("basic auth with an expired password: %d %s", resp.StatusCode, b)
+	}
+	code, path, _ := form(url.Values{"user": {"qa1"}, "password": {"qa1-password-1"}, "new_password": {"qa1-password-2"}, "confirm_password": {"qa1-password-2"}, "next": {"/batches"}})
+	if code != 200 || path != "/batches" {
+		t.Fatalf("change and log in: %d at %s", code, path)
+	}
+	if code, body := get(t, c, e.base+"/batches"); code != 200 || !strings.Contains(body, "Quinn A. Quality") {
+		t.Fatalf("after the change: %d", code)
 	}
 }

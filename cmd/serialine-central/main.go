@@ -66,7 +66,12 @@ func loadConfig(fs *flag.FlagSet, args []string) (*config.Central, error) {
 	}
 	if fs.NArg() > 0 {
 		if fs.Name() == "serialine-central" {
-			return nil, fmt.Errorf("unknown command or argument %q (commands: user, enroll, rotate-key, verify, export-records, version; flags: -h)", fs.Arg(0))
+			switch a := fs.Arg(0); a {
+			case "user", "enroll", "rotate-key", "verify", "export-records", "version":
+				return nil, fmt.Errorf("%q must come first: serialine-central %s [flags]", a, a)
+			default:
+				return nil, fmt.Errorf("unknown command or argument %q (commands: user, enroll, rotate-key, verify, export-records, version; flags: -h)", a)
+			}
 		}
 		return nil, fmt.Errorf("%s: unexpected argument %q (flags: -h)", fs.Name(), fs.Arg(0))
 	}

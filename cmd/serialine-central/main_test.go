@@ -129,6 +129,7 @@ func TestStrayArguments(t *testing.T) {
 	}{
 		{"serialine-central", []string{"help"}, `unknown command or argument "help"`},
 		{"serialine-central", []string{"--db", "x.db", "start"}, `unknown command or argument "start"`},
+		{"serialine-central", []string{"--db", "x.db", "verify"}, `"verify" must come first: serialine-central verify [flags]`},
 		{"user add", []string{"--db", "x.db", "extra"}, `user add: unexpected argument "extra"`},
 	} {
 		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
