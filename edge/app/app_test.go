@@ -174,6 +174,13 @@ func TestConfigAppliedOnlyBetweenBatches(t *testing.T) {
 		t.Fatalf("invalid file: %v", err)
 	}
 	write(t, path, "config B", 6)
+	// Units that were still in flight when the edge stopped hold the line
+	// until a supervisor confirms each was found and removed.
+	for _, u := range r.edge.Engine.Status().RejectsNotDelivered {
+		if err := r.edge.Engine.ConfirmRemoval(ctx, u.ID, "found at the infeed", &record.Signature{User: "sup", Meaning: "the unit was found and removed"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The batch keeps packing 4 per case.
 	if err := r.edge.Engine.Resume(ctx, "op", "go on"); err != nil {
 		t.Fatal(err)

@@ -392,14 +392,16 @@ func (e *Engine) validateClose(tx *store.Tx, c *container, partial bool) error {
 }
 
 func (e *Engine) validateChildren(tx *store.Tx, c *container) error {
+	var key []byte // one buffer for every unit key of the case
 	for _, child := range c.Children {
 		if c.Level == LevelCase {
 			gtin, serial, ok := parseUnitID(child)
 			if !ok {
 				return ruleErr("case %s: child %q is not a unit id", c.SSCC, child)
 			}
+			key = append(append(append(key[:0], gtin...), 0), serial...) // unitKey
 			var u unit
-			found, err := getUnit(tx, unitKey(gtin, serial), &u)
+			found, err := getUnit(tx, key, &u)
 			if err != nil {
 				return err
 			}

@@ -96,7 +96,7 @@ func (u *unit) decode(v []byte) error {
 
 // getUnit reads a unit's state; ok=false when the serial was never used.
 func getUnit(tx *store.Tx, key []byte, u *unit) (bool, error) {
-	v := tx.Get(store.Units, key)
+	v := tx.Peek(store.Units, key) // decode copies what it keeps
 	if v == nil {
 		return false, nil
 	}

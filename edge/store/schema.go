@@ -32,6 +32,7 @@ const (
 	Pool
 	PoolIndex
 	Reserved
+	numBuckets // not a bucket: the count
 )
 
 func (b Bucket) name() []byte {
