@@ -17,8 +17,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,10 +32,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/serialine/serialine/central/broker/brokertest"
 	cstore "github.com/serialine/serialine/central/store"
 	"github.com/serialine/serialine/central/store/postgres"
+	"github.com/serialine/serialine/edge/line"
 	"github.com/serialine/serialine/edge/store"
 	"github.com/serialine/serialine/sync/identity"
 	"github.com/serialine/serialine/sync/record"
@@ -46,6 +51,7 @@ edge:
   id: %s
   data_dir: %s
   verdict_timeout: 2s
+  http: 127.0.0.1:%d
 central: {broker: "%s", username: %s, password: %s, resend_after: 1s}
 company: {gs1_prefix: "9506000", sscc_extension: 3, sscc_range: {first: 1, last: 999999}}
 products:
@@ -61,6 +67,8 @@ devices:
       driver: modbus
       address: "127.0.0.1:%d"
       options: {tags: {reject: {coil: 0}}}
+users:
+  - {id: sup, name: Soak Supervisor, role: supervisor, password_hash: "%s"}
 `
 
 const centralYAML = `
@@ -91,7 +99,13 @@ func TestSoakSync(t *testing.T) {
 	// The line: simulated devices (never killed), the edge's key first.
 	lineCfg := filepath.Join(dir, "line.yaml")
 	ports := [3]int{brokertest.FreePort(t), brokertest.FreePort(t), brokertest.FreePort(t)}
-	writeFile(t, lineCfg, fmt.Sprintf(lineYAML, edgeID, filepath.Join(dir, "edge"), "tcp://"+edgeLink.Addr(), edgeID, users[edgeID], ports[0], ports[1], ports[2]))
+	apiPort := brokertest.FreePort(t)
+	supHash, err := bcrypt.GenerateFromPassword([]byte("sup-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, lineCfg, fmt.Sprintf(lineYAML, edgeID, filepath.Join(dir, "edge"), apiPort, "tcp://"+edgeLink.Addr(), edgeID, users[edgeID], ports[0], ports[1], ports[2], supHash))
+	api := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	out, err := exec.Command(bins["serialine-edge"], "key", "--config", lineCfg).Output()
 	if err != nil {
 		t.Fatalf("serialine-edge key: %v", err)
@@ -122,8 +136,13 @@ func TestSoakSync(t *testing.T) {
 	var verified record.Head
 	faults := map[string]int{}
 	start := time.Now()
+	productive, removed := 0, 0
 	for cycle := 1; cycle <= cycles; cycle++ {
 		edge.start()
+		// Units in flight at the last kill hold the line until a
+		// supervisor confirms they were removed: play the supervisor so
+		// the line keeps producing records.
+		removed += resumeLine(t, api, 15*time.Second)
 		sleep(rng, 200, 900) // the line runs
 		fault := []string{"broker", "central", "cut-edge", "cut-central", "broker+central", "none"}[rng.IntN(6)]
 		faults[fault]++
@@ -160,7 +179,11 @@ func TestSoakSync(t *testing.T) {
 		}
 		sleep(rng, 0, 600)
 		edge.kill() // at a random point of the line's work
+		before := prev.Seq
 		prev, verified = check(t, ctx, st, key, dir, verified, cycle)
+		if prev.Seq > before+20 { // more than the start-up records: units were made
+			productive++
+		}
 		t.Logf("cycle %d: fault %s, drained %s after it", cycle, fault, drained.Round(time.Millisecond))
 	}
 	// The end: drain everything the edge holds; then every chain in the
@@ -179,7 +202,58 @@ func TestSoakSync(t *testing.T) {
 		}
 		t.Logf("verified %s epoch %d: %d records", r.Edge, r.Epoch, r.Records)
 	}
-	t.Logf("%d cycles in %s, faults %v, edge head %d", cycles, time.Since(start).Round(time.Second), faults, prev.Seq)
+	if productive < cycles/2 {
+		t.Fatalf("only %d of %d cycles made units: the line did not keep running", productive, cycles)
+	}
+	t.Logf("%d cycles in %s, faults %v, edge head %d, %d cycles made units, %d units in flight at a kill confirmed removed", cycles, time.Since(start).Round(time.Second), faults, prev.Seq, productive, removed)
+}
+
+// resumeLine waits for the edge's API, and when the batch is held for
+// items whose reject was not delivered (units in flight at a kill), confirms
+// each removed (e-signed) and resumes. It returns the number confirmed.
+func resumeLine(t *testing.T, api string, timeout time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var st line.Status
+	for {
+		resp, err := http.Get(api + "/api/v1/status")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("edge status: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge API %s not up: %v", api, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.BatchState != "held" || len(st.RejectsNotDelivered) == 0 {
+		return 0
+	}
+	post := func(path string, body any) {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", api+path, bytes.NewReader(raw))
+		req.SetBasicAuth("sup", "sup-pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %s %s", path, resp.Status, msg)
+		}
+	}
+	sig := map[string]string{"user": "sup", "password": "sup-pw", "meaning": "the unit was found and removed", "reason": "soak"}
+	for _, r := range st.RejectsNotDelivered {
+		post("/api/v1/rejects/"+r.ID+"/removed", map[string]any{"note": "soak harness: found after the kill", "signature": sig})
+	}
+	post("/api/v1/batch/resume", map[string]string{"reason": "removed units confirmed"})
+	return len(st.RejectsNotDelivered)
 }
 
 // check runs with the edge stopped: central holds a gap-free, duplicate-free
