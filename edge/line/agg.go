@@ -399,7 +399,7 @@ func (e *Engine) validateChildren(tx *store.Tx, c *container) error {
 			if !ok {
 				return ruleErr("case %s: child %q is not a unit id", c.SSCC, child)
 			}
-			key = append(append(append(key[:0], gtin...), 0), serial...) // unitKey
+			key = appendUnitKey(key[:0], gtin, serial)
 			var u unit
 			found, err := getUnit(tx, key, &u)
 			if err != nil {

@@ -151,10 +151,14 @@ type container struct {
 }
 
 func unitKey(gtin, serial string) []byte {
-	k := make([]byte, 0, len(gtin)+1+len(serial))
-	k = append(k, gtin...)
-	k = append(k, 0)
-	return append(k, serial...)
+	return appendUnitKey(make([]byte, 0, len(gtin)+1+len(serial)), gtin, serial)
+}
+
+// appendUnitKey appends a unit's key (gtin 0x00 serial) to dst.
+func appendUnitKey(dst []byte, gtin, serial string) []byte {
+	dst = append(dst, gtin...)
+	dst = append(dst, 0)
+	return append(dst, serial...)
 }
 
 // elements is what is printed in a unit's DataMatrix: fixed-length AIs first,
